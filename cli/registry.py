@@ -1,0 +1,45 @@
+"""The one place subcommands are registered.
+
+Each entry names a module with ``add_arguments(parser)`` and ``run(args) -> int``.
+Modules are imported only when their command runs, except for building ``--help``,
+so ``python main.py chat`` does not pay for the converter's imports.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    module: str
+    help: str
+
+
+COMMANDS: list[Command] = [
+    Command("paths", "cli.paths_cmd", "show where models, chats, settings and logs live"),
+]
+
+
+def build_parser(prog: str = "llamadesk") -> argparse.ArgumentParser:
+    from common.version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="LlamaDesk: chat with Llama 3 models on your own computer. "
+                    "With no command, opens the window.")
+    parser.add_argument("--version", action="version", version=f"LlamaDesk {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for cmd in COMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        mod = importlib.import_module(cmd.module)
+        mod.add_arguments(p)
+        p.set_defaults(_module=cmd.module)
+    return parser
+
+
+def run_command(args: argparse.Namespace) -> int:
+    mod = importlib.import_module(args._module)
+    return int(mod.run(args) or 0)

@@ -1,0 +1,1 @@
+"""Small Qt-free pieces shared by every core package: data locations and task handles."""

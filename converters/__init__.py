@@ -1,0 +1,1 @@
+"""Converters: Hugging Face safetensors -> GGUF, and quantization through llama.cpp."""

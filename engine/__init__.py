@@ -1,0 +1,1 @@
+"""Inference: llama.cpp and remote backends, chat templates, the context window."""

@@ -1,0 +1,1 @@
+"""Models: Hub catalog and search, downloads, the local library, GGUF metadata."""

