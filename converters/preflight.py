@@ -1,0 +1,41 @@
+"""Checks made before a conversion writes anything: output folder and disk space."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from common.task import format_bytes
+from converters.errors import ConversionError
+
+SAFETY_MARGIN = 64 * 1024 * 1024
+
+
+def free_bytes(folder: Path) -> int:
+    """Free space where ``folder`` lives (the one query tests replace to simulate a full disk)."""
+    return shutil.disk_usage(folder).free
+
+
+def check_output_folder(out_path: Path) -> None:
+    folder = out_path.parent
+    if out_path.is_dir():
+        raise ConversionError(f"{out_path} is a folder; give a file name ending in .gguf for the output.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".llamadesk-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConversionError(f"Cannot write the output to {folder}: {e.strerror or e}.") from None
+
+
+def check_disk_space(folder: Path, output_bytes: int, intermediate_bytes: int = 0) -> None:
+    need = output_bytes + intermediate_bytes + SAFETY_MARGIN
+    free = free_bytes(folder)
+    if free < need:
+        parts = (f" ({format_bytes(intermediate_bytes)} for the intermediate file and "
+                 f"{format_bytes(output_bytes)} for the output)") if intermediate_bytes else ""
+        raise ConversionError(
+            f"Not enough disk space in {folder}: converting needs {format_bytes(need)}{parts} "
+            f"but only {format_bytes(free)} is free.")

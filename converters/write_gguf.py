@@ -1,0 +1,119 @@
+"""Stream a checkpoint into an F32, F16 or BF16 GGUF, one row block at a time.
+
+Header, metadata and tensor infos are written first (the writer needs every
+tensor's shape and type up front); then each tensor's data is read from the
+memory-mapped safetensors in blocks of at most BLOCK_BYTES, converted, written,
+and its source pages released. Peak memory is a few blocks, whatever the model
+size. bf16 -> BF16 without permutation is a plain byte copy.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import gguf
+import numpy as np
+
+from common.task import TaskHandle
+from converters.checkpoint import Checkpoint
+from converters.gguf_metadata import add_metadata
+from converters.safetensors_reader import DTYPES, MappedFile, row_blocks
+from converters.tensor_plan import PlannedTensor, permute_qk
+from converters.tokenizer_meta import TokenizerMeta
+
+BLOCK_BYTES = 32 * 1024 * 1024
+_NP_OUT = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2")}
+
+
+def _to_f32(raw: np.ndarray, src: str) -> np.ndarray:
+    if src == "BF16":
+        return (raw.astype(np.uint32) << 16).view(np.float32)
+    return raw.astype(np.float32, copy=False)
+
+
+def _f32_to_bf16(a: np.ndarray) -> np.ndarray:
+    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    return ((bits + (((bits >> 16) & 1) + np.uint32(0x7FFF))) >> 16).astype(np.uint16)
+
+
+def convert_block(raw: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Raw source bits (uint16 for BF16) -> the output dtype's representation."""
+    if src == dst:
+        return raw
+    if dst == "BF16":
+        return _f32_to_bf16(_to_f32(raw, src))
+    f32 = _to_f32(raw, src)
+    return f32 if dst == "F32" else f32.astype(np.float16)
+
+
+def write_gguf(ckpt: Checkpoint, tok: TokenizerMeta, plan: list[PlannedTensor], out_path: Path,
+               out_dtype: str, handle: Optional[TaskHandle] = None) -> None:
+    """Write the planned tensors to ``out_path`` (a temporary name; the caller renames)."""
+    handle = handle or TaskHandle()
+    writer = gguf.GGUFWriter(str(out_path), "llama")
+    add_metadata(writer, ckpt, tok, out_dtype)
+    for t in plan:
+        raw_dtype = gguf.GGMLQuantizationType.BF16 if t.out_dtype == "BF16" else None
+        writer.add_tensor_info(t.gguf_name, t.shape, _NP_OUT[t.out_dtype], t.nbytes, raw_dtype=raw_dtype)
+    files: dict[Path, MappedFile] = {}
+    total = sum(t.source.nbytes if t.source else t.nbytes for t in plan)
+    done = 0
+    try:
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        fout = writer.fout[0]
+        writer.write_padding(fout, fout.tell())
+        for i, t in enumerate(plan):
+            handle.check()
+            handle.progress(done, total, unit="B", message=t.gguf_name, stage="convert",
+                            tensor=i, tensors=len(plan))
+            if t.source is None:
+                fout.write(np.ascontiguousarray(t.data, dtype=_NP_OUT[t.out_dtype]).tobytes())
+                done += t.nbytes
+            else:
+                mf = files.get(t.source.file)
+                if mf is None:
+                    mf = files[t.source.file] = MappedFile(t.source.file)
+                for nbytes in _write_tensor(fout, mf, t, handle):
+                    done += nbytes
+                    handle.progress(done, total, unit="B", message=t.gguf_name, stage="convert",
+                                    tensor=i, tensors=len(plan))
+            writer.write_padding(fout, t.nbytes)
+        handle.progress(total, total, unit="B", message="written", stage="convert",
+                        tensor=len(plan), tensors=len(plan))
+        fout.flush()
+        os.fsync(fout.fileno())
+    finally:
+        writer.close()
+        for mf in files.values():
+            mf.close()
+
+
+def _write_tensor(fout, mf: MappedFile, t: PlannedTensor, handle: TaskHandle):
+    ref = t.source
+    np_src = DTYPES[ref.dtype][0]
+    if ref.dtype == t.out_dtype and not t.permute_heads:
+        for r0, n in row_blocks(ref, BLOCK_BYTES):
+            handle.check()
+            off, nbytes = ref.offset + r0 * ref.row_bytes, n * ref.row_bytes
+            fout.write(mf.view(off, nbytes))
+            mf.release(off, nbytes)
+            yield nbytes
+        return
+    cols = ref.shape[1] if len(ref.shape) == 2 else ref.shape[0] if ref.shape else 1
+    head_rows = ref.shape[0] // t.permute_heads if t.permute_heads else 1
+    for r0, n in row_blocks(ref, BLOCK_BYTES, head_rows):
+        handle.check()
+        off, nbytes = ref.offset + r0 * ref.row_bytes, n * ref.row_bytes
+        raw = mf.array(off, nbytes // np_src.itemsize, np_src)
+        if len(ref.shape) == 2:
+            raw = raw.reshape(n, cols)
+        if t.permute_heads:
+            raw = permute_qk(raw, n // head_rows)
+        out = convert_block(raw, ref.dtype, t.out_dtype)
+        fout.write(np.ascontiguousarray(out, dtype=_NP_OUT[t.out_dtype]).data)
+        del raw, out
+        mf.release(off, nbytes)
+        yield nbytes
