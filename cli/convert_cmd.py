@@ -1,0 +1,92 @@
+"""`llamadesk convert SRC_DIR --out OUT.gguf`: HF Llama 3 checkpoint -> verified GGUF."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+TYPES = ("q4_k_m", "q4_k_s", "q4_0", "q5_k_m", "q6_k", "q8_0", "f16", "bf16", "f32")
+STAGES = {"convert": "converting", "quantize": "quantizing", "verify": "verifying"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src_dir", metavar="SRC_DIR", help="Hugging Face model folder (config.json + safetensors)")
+    parser.add_argument("--out", required=True, metavar="OUT.gguf", help="GGUF file to write")
+    parser.add_argument("--type", default="q4_k_m", choices=TYPES, dest="qtype",
+                        help="output type (default q4_k_m, recommended)")
+    parser.add_argument("--keep-intermediate", action="store_true",
+                        help="keep the F16/BF16 file made before quantizing")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="threads for quantization and verification (default: all cores)")
+
+
+class ProgressBar:
+    """One self-rewriting terminal line per stage, redrawn at most 10 times a second."""
+
+    def __init__(self, stream=sys.stderr, width: int = 28):
+        self.stream, self.width = stream, width
+        self._stage = None
+        self._last = 0.0
+        self._tty = stream.isatty()
+
+    def __call__(self, p) -> None:
+        from common.task import format_bytes, format_eta
+
+        stage = p.extra.get("stage", "")
+        now = time.monotonic()
+        new_stage = stage != self._stage
+        if not new_stage and now - self._last < 0.1 and (p.fraction or 0) < 1:
+            return
+        if new_stage and self._stage is not None:
+            self.stream.write("\n")
+        self._stage, self._last = stage, now
+        frac = p.fraction or 0.0
+        bar = "#" * int(frac * self.width) + "-" * (self.width - int(frac * self.width))
+        if p.unit == "B":
+            amount = f"{format_bytes(p.done)}/{format_bytes(p.total)}"
+        else:
+            amount = f"{int(p.done)}/{int(p.total or 0)} {p.unit}".strip()
+        tensors = ""
+        if "tensors" in p.extra and p.unit != "tensors":
+            tensors = f" tensor {min(p.extra['tensor'] + 1, p.extra['tensors'])}/{p.extra['tensors']}"
+        line = (f"{STAGES.get(stage, stage):<10} [{bar}] {frac * 100:5.1f}% {amount}{tensors} "
+                f"ETA {format_eta(p.eta_s)} {p.message[:40]}")
+        if self._tty:
+            self.stream.write("\r" + line.ljust(110)[:110])
+        elif new_stage or frac >= 1:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._stage is not None and self._tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    from common.task import Cancelled, TaskHandle, format_bytes
+    from converters.errors import ConversionError
+    from converters.pipeline import convert_checkpoint
+
+    bar = ProgressBar()
+    handle = TaskHandle(on_progress=bar)
+    try:
+        result = convert_checkpoint(args.src_dir, args.out, args.qtype, keep_intermediate=args.keep_intermediate,
+                                    threads=args.threads, handle=handle)
+    except ConversionError as e:
+        bar.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (Cancelled, KeyboardInterrupt):
+        bar.close()
+        print("cancelled: no output was written", file=sys.stderr)
+        return 130
+    bar.close()
+    print("verification:")
+    print(result.verification.summary())
+    print(f"wrote {result.path} ({result.qtype.upper()}, {format_bytes(result.output_bytes)}) in "
+          f"{result.total_seconds:.1f} s (convert {result.convert_seconds:.1f} s, quantize "
+          f"{result.quantize_seconds:.1f} s, verify {result.verify_seconds:.1f} s)")
+    if result.intermediate_path:
+        print(f"kept intermediate {result.intermediate_path}")
+    return 0 if result.verification.ok else 1
