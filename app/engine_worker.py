@@ -7,6 +7,8 @@ one token even while the worker thread is busy.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -16,58 +18,125 @@ from engine.llama_backend import LlamaCppBackend
 from engine.types import ChatMessage, GenerationParams
 
 
+@dataclass
+class LoadRequest:
+    path: str
+    n_ctx: int = 8192
+    gpu_layers: object = "auto"
+    threads: int = 0
+
+
+@dataclass
+class ModelInfo:
+    """What the model picker shows about the loaded model."""
+
+    name: str
+    path: str
+    n_ctx: int
+    size_bytes: int = 0
+    quant: str = ""
+    gpu_plan: str = ""
+    remote: bool = False
+
+
+@dataclass
+class ContextReport:
+    """How much of the context window a conversation (plus the draft) takes."""
+
+    used: int
+    n_ctx: int
+    dropped: int = 0          # how many of the oldest messages no longer fit
+    extra: dict = field(default_factory=dict)
+
+
 class EngineWorker(QObject):
-    model_loaded = Signal(str)
-    """The model at the given path finished loading."""
+    model_loaded = Signal(object)
+    """The model finished loading; the argument is a ModelInfo."""
     model_load_failed = Signal(str)
     """Loading failed; the argument is the message to show."""
+    load_progressed = Signal(object)
+    """A common.task.Progress report while a model loads."""
     token_received = Signal(str)
     """One piece of the reply being generated arrived."""
     reply_finished = Signal(str)
     """The reply ended; the argument is why (eog, length, cancelled)."""
     reply_failed = Signal(str)
     """Generation failed; the argument is the message to show."""
+    context_counted = Signal(object)
+    """A ContextReport for the conversation and draft last asked about."""
 
     def __init__(self, n_ctx: int = 8192):
         super().__init__()
         self._n_ctx = n_ctx
-        self._backend: Optional[LlamaCppBackend] = None
+        self._backend = None
         self._handle_lock = threading.Lock()
         self._handle: Optional[TaskHandle] = None
+        self.last_stats = None
+        self.info: Optional[ModelInfo] = None
 
-    @Slot(str)
-    def load_model(self, path: str) -> None:
+    @property
+    def backend(self):
+        return self._backend
+
+    @Slot(object)
+    def load_model(self, request) -> None:
+        if isinstance(request, str):
+            request = LoadRequest(request, n_ctx=self._n_ctx)
         try:
-            if self._backend is not None:
-                self._backend.unload()
-            backend = LlamaCppBackend(path, n_ctx=self._n_ctx)
-            backend.load()
+            self._unload()
+            handle = TaskHandle(on_progress=self.load_progressed.emit)
+            backend = _make_backend(request)
+            backend.load(handle)
             self._backend = backend
+            self.info = _describe(backend, request)
         except Exception as exc:  # shown to the user, not raised into Qt
-            self.model_load_failed.emit(f"Could not load {path}: {exc}")
+            self.model_load_failed.emit(f"Could not load {Path(request.path).name}: {exc}")
             return
-        self.model_loaded.emit(path)
+        self.model_loaded.emit(self.info)
 
     @Slot(list, object)
     def generate(self, messages: list, params: GenerationParams) -> None:
         if self._backend is None:
-            self.reply_failed.emit("No model is loaded yet.")
+            self.reply_failed.emit("No model is loaded yet. Pick one in the model list above the chat.")
             return
         handle = TaskHandle()
         with self._handle_lock:
             self._handle = handle
         try:
-            msgs = [ChatMessage(m["role"], m["content"]) for m in messages]
+            msgs = [m if isinstance(m, ChatMessage) else ChatMessage(m["role"], m["content"]) for m in messages]
             for piece in self._backend.stream_chat(msgs, params, handle):
                 self.token_received.emit(piece)
-            reason = self._backend.last_stats.stop_reason or "eog"
+            self.last_stats = self._backend.last_stats
+            reason = (self.last_stats.stop_reason if self.last_stats else "") or "eog"
         except Exception as exc:
-            self.reply_failed.emit(str(exc))
+            self.last_stats = getattr(self._backend, "last_stats", None)
+            self.reply_failed.emit(_explain(exc))
             return
         finally:
             with self._handle_lock:
                 self._handle = None
         self.reply_finished.emit("cancelled" if handle.cancelled else reason)
+
+    @Slot(list, str, int)
+    def count_context(self, messages: list, draft: str, reserve: int) -> None:
+        """Measure the conversation plus the draft against the window (engine's fitter)."""
+        backend = self._backend
+        if backend is None or not hasattr(backend, "count_tokens"):
+            return
+        from engine.context_window import fit_history
+
+        msgs = list(messages) + ([ChatMessage("user", draft)] if draft.strip() else [])
+        n_ctx = backend.n_ctx or self._n_ctx
+        count_prompt = getattr(backend, "count_prompt", None) or (
+            lambda ms: sum(backend.count_tokens(m.content) + 8 for m in ms))
+        try:
+            fit = fit_history(msgs, n_ctx=n_ctx, reserve=reserve, count_prompt=count_prompt,
+                              count_text=backend.count_tokens)
+        except Exception as exc:  # too long even alone: show it full, say why
+            self.context_counted.emit(ContextReport(n_ctx, n_ctx, 0, {"error": str(exc)}))
+            return
+        dropped = [i for i in fit.dropped if i < len(messages)]
+        self.context_counted.emit(ContextReport(fit.prompt_tokens, n_ctx, len(dropped)))
 
     def stop(self) -> None:
         """Cancel the running generation; safe to call from any thread."""
@@ -77,6 +146,76 @@ class EngineWorker(QObject):
 
     @Slot()
     def shutdown(self) -> None:
+        self._unload()
+
+    def _unload(self) -> None:
         if self._backend is not None:
             self._backend.unload()
             self._backend = None
+            self.info = None
+
+
+def _make_backend(request: LoadRequest):
+    if request.path.startswith(("http://", "https://")):
+        from engine import remote  # lands with the remote backend
+
+        return remote.RemoteBackend(request.path)
+    import inspect
+
+    kwargs = {"n_ctx": request.n_ctx}
+    if request.threads:
+        kwargs["n_threads"] = request.threads
+    if request.gpu_layers != "auto":
+        kwargs["n_gpu_layers"] = int(request.gpu_layers)
+    elif inspect.signature(LlamaCppBackend).parameters.get("n_gpu_layers").default == "auto":
+        kwargs["n_gpu_layers"] = "auto"
+    return LlamaCppBackend(request.path, **kwargs)
+
+
+def _describe(backend, request: LoadRequest) -> ModelInfo:
+    path = Path(request.path)
+    size = path.stat().st_size if path.is_file() else 0
+    quant = _quant_from_name(path.name)
+    plan = ""
+    for attr in ("gpu_plan_words", "gpu_plan"):
+        value = getattr(backend, attr, None)
+        value = value() if callable(value) else value
+        if isinstance(value, str) and value:
+            plan = value
+            break
+        if value is not None and hasattr(value, "words"):
+            plan = value.words
+            break
+    if not plan:
+        plan = _plain_gpu_plan()
+    return ModelInfo(name=getattr(backend, "name", path.stem), path=str(path),
+                     n_ctx=getattr(backend, "n_ctx", request.n_ctx) or request.n_ctx,
+                     size_bytes=size, quant=quant, gpu_plan=plan)
+
+
+def _plain_gpu_plan() -> str:
+    try:
+        import llama_cpp
+
+        if not llama_cpp.llama_supports_gpu_offload():
+            return "CPU only: this build has no GPU support"
+    except Exception:
+        return "CPU only"
+    return "GPU offload available"
+
+
+def _quant_from_name(name: str) -> str:
+    upper = name.upper().replace("-", "_").replace(".", "_")
+    for q in ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q5_K_S", "Q6_K", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
+              "Q3_K_M", "Q2_K", "IQ4_XS", "BF16", "F16", "F32"):
+        if f"_{q}_" in f"_{upper}_":
+            return q
+    return ""
+
+
+def _explain(exc: Exception) -> str:
+    text = str(exc)
+    if "exceed context window" in text:
+        return ("The conversation no longer fits in the model's context window. Start a new chat, "
+                "or raise the context size in Settings.")
+    return text or type(exc).__name__

@@ -1,116 +1,262 @@
-"""The main window: transcript, composer, Send/Stop, and the model in use."""
+"""The main window: conversations on the left, the chat on the right, the composer below."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut, QTextCursor
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMainWindow, QPushButton,
-                               QTextBrowser, QVBoxLayout, QWidget)
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QMainWindow, QPushButton,
+                               QSplitter, QVBoxLayout, QWidget)
 
+from app import theme, window_state
+from app.chat.chat_view import ChatView
+from app.chat.session import ChatSession
 from app.composer import Composer
-from app.engine_worker import EngineWorker
-from app.threads import WorkerThread
-from engine.types import GenerationParams
+from app.engine_worker import EngineWorker, LoadRequest
+from app.model_choices import available_models
+from app.shortcuts import SHORTCUTS
+from app.sidebar.conversation_list import ConversationList
+from app.threads import BackgroundOp, WorkerThread
+from app.widgets.context_meter import ContextMeter
+from app.widgets.model_bar import REMOTE_PREFIX, ModelBar
+from chat.store import ChatStore
+from common.settings import Settings, load_settings, save_settings
+from engine.context_window import reply_reserve
 
 
 class MainWindow(QMainWindow):
-    _load_requested = Signal(str)
+    _load_requested = Signal(object)
     _generate_requested = Signal(list, object)
+    _count_requested = Signal(list, str, int)
     _shutdown_requested = Signal()
 
     reply_completed = Signal(str)
     """A reply finished streaming (argument: stop reason); for tests and status."""
+    context_updated = Signal(object)
+    """The context meter shows a new ContextReport."""
 
-    def __init__(self, model_path: Optional[str] = None, n_ctx: int = 8192):
+    def __init__(self, model_path: Optional[str] = None, n_ctx: Optional[int] = None,
+                 settings: Optional[Settings] = None, store: Optional[ChatStore] = None):
         super().__init__()
         self.setWindowTitle("LlamaDesk")
-        self.resize(900, 700)
-        self.history: list[dict] = []
-        self.params = GenerationParams()
-        self._reply = ""
-        self.generating = False
+        self.setWindowIcon(theme.icon("llamadesk"))
+        self.resize(1100, 740)
+        self.settings = settings or load_settings()
+        if n_ctx:
+            self.settings.n_ctx = n_ctx
+        self.params = self.settings.generation_params()
+        self.theme = theme.apply(QApplication.instance(), self.settings.theme)
+        self._owns_store = store is None
+        self.store = store or ChatStore.open()
+        self.model_ready = False
+        self.model_info = None
+        self._editing_id: Optional[int] = None
+        self._dialogs: list = []
+        self._build()
+        self._connect_engine()
+        self._bind_shortcuts()
+        window_state.restore(self, self.splitter)
+        QApplication.instance().styleHints().colorSchemeChanged.connect(self._on_system_scheme_changed)
+        self._refresh_conversations()
+        self._refresh_models(model_path or self.settings.active_model)
+        first = model_path or self.settings.active_model or (self.model_bar.picker.currentData() or "")
+        if first:
+            self.load_model(first)
+        else:
+            self.statusBar().showMessage("No model yet: open Models… to download Llama 3.")
 
-        self.transcript = QTextBrowser()
-        self.transcript.setAccessibleName("Conversation")
-        self.transcript.setOpenExternalLinks(True)
+    # building -----------------------------------------------------------------
+    def _build(self) -> None:
+        self.sidebar = ConversationList()
+        self.model_bar = ModelBar()
+        self.chat_view = ChatView(self.theme)
+        self.chat_view.setObjectName("ChatView")
+        self.transcript = self.chat_view      # the name the first tests used
+        self.session = ChatSession(self.store, self.chat_view, self)
+        self.session.system_prompt = self.settings.system_prompt
+        self.session.params = self.params
+        self.edit_banner = QLabel("Editing your message: Enter saves it as a new branch, Esc cancels.")
+        self.edit_banner.setObjectName("MutedLabel")
+        self.edit_banner.hide()
         self.composer = Composer()
-        self.composer.setFixedHeight(90)
+        self.composer.setObjectName("Composer")
+        self.composer.setFixedHeight(96)
         self.send_button = QPushButton("Send")
+        self.send_button.setObjectName("PrimaryButton")
+        self.send_button.setIcon(theme.icon("send", "dark"))
         self.send_button.setAccessibleName("Send message")
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setIcon(theme.icon("stop", self.theme))
         self.stop_button.setAccessibleName("Stop generating")
         self.stop_button.setEnabled(False)
+        self.context_meter = ContextMeter()
         self.model_label = QLabel("No model")
+        self.model_label.setObjectName("MutedLabel")
 
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
+        buttons.addStretch(1)
         row = QHBoxLayout()
         row.addWidget(self.composer, 1)
         row.addLayout(buttons)
-        central = QWidget()
-        layout = QVBoxLayout(central)
-        layout.addWidget(self.transcript, 1)
-        layout.addLayout(row)
-        self.setCentralWidget(central)
+        right = QWidget()
+        layout = QVBoxLayout(right)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.model_bar)
+        layout.addWidget(self.chat_view, 1)
+        bottom = QVBoxLayout()
+        bottom.setContentsMargins(12, 8, 12, 8)
+        bottom.addWidget(self.edit_banner)
+        bottom.addLayout(row)
+        meter_row = QHBoxLayout()
+        meter_row.addWidget(self.context_meter)
+        meter_row.addStretch(1)
+        bottom.addLayout(meter_row)
+        layout.addLayout(bottom)
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([260, 840])
+        self.splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(self.splitter)
         self.statusBar().addPermanentWidget(self.model_label)
 
+        self._count_timer = QTimer(self, singleShot=True, interval=250)
+        self._count_timer.timeout.connect(self._on_count_timer_timeout)
         self.composer.submitted.connect(self._on_composer_submitted)
+        self.composer.textChanged.connect(self._count_timer.start)
         self.send_button.clicked.connect(self._on_send_clicked)
         self.stop_button.clicked.connect(self._on_stop_clicked)
-        QShortcut(QKeySequence(Qt.Key_Escape), self, activated=self._on_stop_clicked)
+        self.sidebar.new_requested.connect(self.new_chat)
+        self.sidebar.conversation_selected.connect(self._on_sidebar_conversation_selected)
+        self.sidebar.search_hit_selected.connect(self._on_sidebar_hit_selected)
+        self.sidebar.rename_requested.connect(self._on_sidebar_rename_requested)
+        self.sidebar.pin_requested.connect(self._on_sidebar_pin_requested)
+        self.sidebar.archive_requested.connect(self._on_sidebar_archive_requested)
+        self.sidebar.delete_requested.connect(self.delete_chat)
+        self.sidebar.undo_delete_requested.connect(self.session.undo_delete)
+        self.sidebar.search_changed.connect(self._on_sidebar_search_changed)
+        self.sidebar.show_archived_changed.connect(lambda _on: self._refresh_conversations())
+        self.chat_view.edit_requested.connect(self._on_chat_edit_requested)
+        self.chat_view.regenerate_requested.connect(self._on_chat_regenerate_requested)
+        self.chat_view.continue_requested.connect(self._on_chat_continue_requested)
+        self.chat_view.sibling_requested.connect(self._on_chat_sibling_requested)
+        self.chat_view.copied.connect(lambda what: self.statusBar().showMessage(f"Copied the {what}.", 2000))
+        self.session.reply_completed.connect(self._on_session_reply_completed)
+        self.session.conversations_changed.connect(self._refresh_conversations)
+        self.session.conversation_changed.connect(self._on_session_conversation_changed)
+        self.session.error_shown.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
+        self.model_bar.model_chosen.connect(self._on_model_bar_model_chosen)
+        self.model_bar.manage_requested.connect(self.open_model_manager)
 
-        self.worker = EngineWorker(n_ctx=n_ctx)
+    def _connect_engine(self) -> None:
+        self.worker = EngineWorker(n_ctx=self.settings.n_ctx)
         self.thread = WorkerThread("engine", self)
         self.worker.moveToThread(self.thread)
         self._load_requested.connect(self.worker.load_model)
         self._generate_requested.connect(self.worker.generate)
+        self._count_requested.connect(self.worker.count_context)
         self._shutdown_requested.connect(self.worker.shutdown)
+        self.session.generation_requested.connect(self._generate_requested)
         self.worker.model_loaded.connect(self._on_model_loaded)
         self.worker.model_load_failed.connect(self._on_model_load_failed)
-        self.worker.token_received.connect(self._on_token_received)
+        self.worker.load_progressed.connect(self._on_model_load_progressed)
+        self.worker.token_received.connect(self.session.on_token)
         self.worker.reply_finished.connect(self._on_reply_finished)
         self.worker.reply_failed.connect(self._on_reply_failed)
+        self.worker.context_counted.connect(self._on_context_counted)
         self.thread.start()
-        self.model_ready = False
-        if model_path:
-            self.load_model(model_path)
-        else:
-            self.statusBar().showMessage("No model found: add one in the model manager.")
 
-    # model ----------------------------------------------------------------
-    def load_model(self, path: str) -> None:
-        self.model_ready = False
-        self.model_label.setText("Loading…")
-        self.send_button.setEnabled(False)
-        self._load_requested.emit(path)
+    def _bind_shortcuts(self) -> None:
+        for keys, action, _text in SHORTCUTS:
+            if action:
+                seq = QKeySequence(keys)
+                QShortcut(seq, self, activated=getattr(self, action), context=Qt.WindowShortcut)
 
-    def _on_model_loaded(self, path: str) -> None:
-        from pathlib import Path
+    # conversations ----------------------------------------------------------
+    @property
+    def history(self) -> list[dict]:
+        """The active path of the current conversation, as role/content dicts."""
+        if self.session.conversation_id is None:
+            return []
+        return [{"role": m.role, "content": m.content}
+                for m in self.store.active_path(self.session.conversation_id)]
 
-        self.model_ready = True
-        self.model_label.setText(Path(path).stem)
-        self.send_button.setEnabled(True)
-        self.statusBar().showMessage("Ready", 3000)
+    @property
+    def generating(self) -> bool:
+        return self.session.generating
 
-    def _on_model_load_failed(self, message: str) -> None:
-        self.model_label.setText("No model")
-        self.statusBar().showMessage(message)
+    def new_chat(self) -> None:
+        if self.generating:
+            return
+        self.session.new_conversation()
+        self.composer.setFocus()
 
-    # chat -----------------------------------------------------------------
+    def delete_chat(self, conv_id: int) -> None:
+        if self.generating and conv_id == self.session.conversation_id:
+            return
+        title = self.session.delete(conv_id)
+        self.sidebar.show_undo(title)
+
+    def _refresh_conversations(self) -> None:
+        if self.sidebar.search.text().strip():
+            return
+        convs = self.store.list(include_archived=self.sidebar.show_archived.isChecked())
+        self.sidebar.set_conversations(convs, self.session.conversation_id)
+
+    def _on_session_conversation_changed(self, conv_id: int) -> None:
+        self.sidebar.select(conv_id)
+        self._count_timer.start()
+
+    def _on_sidebar_conversation_selected(self, conv_id: int) -> None:
+        self.session.open(conv_id)
+
+    def _on_sidebar_hit_selected(self, conv_id: int, message_id: int) -> None:
+        self.store.switch_to(message_id)
+        self.session.open(conv_id)
+
+    def _on_sidebar_rename_requested(self, conv_id: int, title: str) -> None:
+        self.store.rename(conv_id, title)
+        QTimer.singleShot(0, self._refresh_conversations)
+
+    def _on_sidebar_pin_requested(self, conv_id: int, pinned: bool) -> None:
+        self.store.set_pinned(conv_id, pinned)
+        self._refresh_conversations()
+
+    def _on_sidebar_archive_requested(self, conv_id: int, archived: bool) -> None:
+        self.store.set_archived(conv_id, archived)
+        self._refresh_conversations()
+
+    def _on_sidebar_search_changed(self, text: str) -> None:
+        if not text.strip():
+            self._refresh_conversations()
+            return
+        path = self.store.path
+        (BackgroundOp(lambda _h: _search(path, text), "chat-search")
+         .on_success(self._on_search_done(text)).start())
+
+    def _on_search_done(self, query: str):
+        def show(hits) -> None:
+            if self.sidebar.search.text() == query:
+                self.sidebar.set_search_results(hits)
+        return show
+
+    # sending ------------------------------------------------------------------
     def send(self, text: str) -> None:
         if self.generating or not self.model_ready or not text.strip():
             return
+        editing, self._editing_id = self._editing_id, None
+        self.edit_banner.hide()
         self.composer.clear()
-        self.history.append({"role": "user", "content": text})
-        self._append_block("You", text)
-        self._append_block("Assistant", "")
-        self._reply = ""
-        self.generating = True
-        self.send_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
-        self._generate_requested.emit(list(self.history), self.params)
+        self._set_generating(True)
+        if editing is not None:
+            self.session.edit(editing, text)
+        else:
+            self.session.send(text)
 
     def _on_composer_submitted(self, text: str) -> None:
         self.send(text)
@@ -122,44 +268,225 @@ class MainWindow(QMainWindow):
         if self.generating:
             self.worker.stop()
 
-    def _on_token_received(self, piece: str) -> None:
-        self._reply += piece
-        cursor = self.transcript.textCursor()
-        cursor.movePosition(QTextCursor.End)
-        cursor.insertText(piece)
-        self.transcript.ensureCursorVisible()
-
-    def _finish_reply(self) -> None:
-        self.generating = False
-        self.send_button.setEnabled(self.model_ready)
-        self.stop_button.setEnabled(False)
-        if self._reply:
-            self.history.append({"role": "assistant", "content": self._reply})
+    def _set_generating(self, on: bool) -> None:
+        self.send_button.setEnabled(not on and self.model_ready)
+        self.stop_button.setEnabled(on)
 
     def _on_reply_finished(self, reason: str) -> None:
-        self._finish_reply()
-        if reason == "cancelled":
-            self.statusBar().showMessage("Stopped", 3000)
-        self.reply_completed.emit(reason)
+        self.session.on_finished(reason, self.worker.last_stats)
 
     def _on_reply_failed(self, message: str) -> None:
-        self._finish_reply()
-        self._append_block("Error", message)
-        self.reply_completed.emit("error")
+        self.session.on_failed(message, self.worker.last_stats)
 
-    def _append_block(self, who: str, text: str) -> None:
-        cursor = self.transcript.textCursor()
-        cursor.movePosition(QTextCursor.End)
-        if not self.transcript.document().isEmpty():
-            cursor.insertBlock()
-            cursor.insertBlock()
-        cursor.insertHtml(f"<b>{who}</b>")
-        cursor.insertBlock()
-        cursor.insertText(text)
+    def _on_session_reply_completed(self, reason: str) -> None:
+        self._set_generating(False)
+        if reason == "cancelled":
+            self.statusBar().showMessage("Stopped", 3000)
+        self._count_timer.start()
+        self.reply_completed.emit(reason)
 
-    # lifetime -------------------------------------------------------------
+    def _on_chat_edit_requested(self, msg_id: str) -> None:
+        if self.generating:
+            return
+        self._editing_id = int(msg_id)
+        self.composer.setPlainText(self.store.get_message(int(msg_id)).content)
+        self.edit_banner.show()
+        self.composer.setFocus()
+
+    def _on_chat_regenerate_requested(self, msg_id: str) -> None:
+        if not self.generating and self.model_ready:
+            self._set_generating(True)
+            self.session.regenerate(int(msg_id))
+
+    def _on_chat_continue_requested(self, msg_id: str) -> None:
+        if not self.generating and self.model_ready:
+            self._set_generating(True)
+            self.session.continue_reply(int(msg_id))
+
+    def _on_chat_sibling_requested(self, msg_id: str, delta: int) -> None:
+        self.session.switch_sibling(int(msg_id), delta)
+        self._count_timer.start()
+
+    # context meter -------------------------------------------------------------
+    def _on_count_timer_timeout(self) -> None:
+        if not self.model_ready or self.session.conversation_id is None and not self.composer.toPlainText():
+            return
+        messages = self.session.engine_messages() if self.session.conversation_id is not None else []
+        n_ctx = self.model_info.n_ctx if self.model_info else self.settings.n_ctx
+        self._count_requested.emit(messages, self.composer.toPlainText(),
+                                   reply_reserve(self.params.max_tokens, n_ctx))
+
+    def _on_context_counted(self, report) -> None:
+        self.context_meter.show_report(report.used, report.n_ctx, report.dropped)
+        if not self.generating:
+            self.chat_view.set_memory_start(report.dropped or None)
+        self.context_updated.emit(report)
+
+    # models -----------------------------------------------------------------------
+    def _refresh_models(self, current: str = "") -> None:
+        self.model_bar.set_choices(available_models(self.settings),
+                                   [s.name for s in self.settings.remote_servers], current)
+
+    def load_model(self, path: str) -> None:
+        if self.generating:
+            return
+        self.model_ready = False
+        self.send_button.setEnabled(False)
+        self.model_label.setText("Loading…")
+        request_path = path
+        if path.startswith(REMOTE_PREFIX):
+            server = next((s for s in self.settings.remote_servers if s.name == path[len(REMOTE_PREFIX):]), None)
+            if server is None:
+                return
+            request_path = server.base_url
+        self.model_bar.show_loading(Path(path).stem if not path.startswith(REMOTE_PREFIX) else path[7:])
+        self._load_requested.emit(LoadRequest(request_path, n_ctx=self.settings.n_ctx,
+                                              gpu_layers=self.settings.gpu_layers_value(),
+                                              threads=self.settings.threads))
+        self._pending_model = path
+
+    def _on_model_bar_model_chosen(self, path: str) -> None:
+        self.load_model(path)
+
+    def _on_model_loaded(self, info) -> None:
+        self.model_ready = True
+        self.model_info = info
+        self.session.model_name = info.name
+        self.model_label.setText(info.name)
+        self.model_bar.show_loaded(info)
+        self.send_button.setEnabled(not self.generating)
+        self.statusBar().showMessage("Ready", 3000)
+        if getattr(self, "_pending_model", "") and self._pending_model != self.settings.active_model:
+            self.settings.active_model = self._pending_model
+            save_settings(self.settings)
+        self._count_timer.start()
+
+    def _on_model_load_progressed(self, report) -> None:
+        self.model_bar.show_load_progress(report.fraction)
+
+    def _on_model_load_failed(self, message: str) -> None:
+        self.model_label.setText("No model")
+        self.model_bar.show_failed(message)
+        self.statusBar().showMessage(message)
+
+    # settings, theme, other windows -------------------------------------------------
+    def apply_settings(self, settings: Settings) -> None:
+        reload_needed = (settings.n_ctx, settings.gpu_layers, settings.threads) != (
+            self.settings.n_ctx, self.settings.gpu_layers, self.settings.threads)
+        save_settings(settings)
+        self.settings = settings
+        self.params = settings.generation_params()
+        self.session.params = self.params
+        self.session.system_prompt = settings.system_prompt
+        self.set_theme(settings.theme)
+        self._refresh_models(settings.active_model)
+        if reload_needed and settings.active_model and not self.generating:
+            self.load_model(settings.active_model)
+
+    def set_theme(self, name: str) -> None:
+        self.theme = theme.apply(QApplication.instance(), name)
+        self.chat_view.set_theme(self.theme)
+        self.stop_button.setIcon(theme.icon("stop", self.theme))
+
+    def _on_system_scheme_changed(self, _scheme) -> None:
+        if self.settings.theme == "system":
+            self.set_theme("system")
+
+    def open_settings(self):
+        from app.settings.settings_dialog import SettingsDialog
+        from app.settings.token_store import save_token_in_background, token_hint
+
+        dialog = SettingsDialog(self.settings, token_hint(), self)
+        dialog.settings_saved.connect(self.apply_settings)
+        dialog.token_saved.connect(
+            lambda token: save_token_in_background(token, lambda msg: self.statusBar().showMessage(msg, 8000)))
+        dialog.show()
+        return dialog
+
+    def open_model_manager(self):
+        from app.models_manager.manager_window import ModelManagerWindow
+
+        win = ModelManagerWindow(self.settings, self)
+        win.model_ready.connect(self._on_manager_model_ready)
+        win.show()
+        self._dialogs.append(win)
+        return win
+
+    def _on_manager_model_ready(self, path: str) -> None:
+        self._refresh_models(path)
+        self.load_model(path)
+
+    # shortcut actions ---------------------------------------------------------------
+    def stop_or_cancel(self) -> None:
+        if self.generating:
+            self.worker.stop()
+        elif self._editing_id is not None:
+            self._editing_id = None
+            self.edit_banner.hide()
+            self.composer.clear()
+
+    def focus_search(self) -> None:
+        self.sidebar.search.setFocus()
+        self.sidebar.search.selectAll()
+
+    def focus_composer(self) -> None:
+        self.composer.setFocus()
+
+    def _last(self, role: str):
+        if self.session.conversation_id is None:
+            return None
+        return next((m for m in reversed(self.store.active_path(self.session.conversation_id))
+                     if m.role == role), None)
+
+    def regenerate_last(self) -> None:
+        reply = self._last("assistant")
+        if reply is not None:
+            self._on_chat_regenerate_requested(str(reply.id))
+
+    def copy_last_reply(self) -> None:
+        reply = self._last("assistant")
+        if reply is not None:
+            self.chat_view.run_link(f"copy-msg:{reply.id}")
+
+    def edit_last_message(self) -> None:
+        msg = self._last("user")
+        if msg is not None:
+            self._on_chat_edit_requested(str(msg.id))
+
+    def previous_chat(self) -> None:
+        self._step_chat(-1)
+
+    def next_chat(self) -> None:
+        self._step_chat(1)
+
+    def _step_chat(self, delta: int) -> None:
+        lst = self.sidebar.list
+        if lst.count():
+            lst.setCurrentRow(max(0, min(lst.count() - 1, lst.currentRow() + delta)))
+
+    # lifetime -----------------------------------------------------------------------
     def closeEvent(self, event) -> None:
+        window_state.save(self, self.splitter)
+        for win in self._dialogs:
+            win.close()
+        BackgroundOp.cancel_all_and_wait()
         self.worker.stop()
         self._shutdown_requested.emit()
         self.thread.stop_and_wait()
+        # tokens already queued for the GUI belong in the saved reply
+        QCoreApplication.sendPostedEvents(self.session)
+        QCoreApplication.sendPostedEvents(self)
+        if self.session.generating:
+            self.session.abandon()
+        if self._owns_store:
+            self.store.close()
         super().closeEvent(event)
+
+
+def _search(db_path, text: str):
+    """Search on a worker thread with its own read-only connection."""
+    store = ChatStore.open(db_path, read_only=True)
+    try:
+        return store.search(text)
+    finally:
+        store.close()

@@ -1,0 +1,1 @@
+"""The chat view: messages rendered as Markdown, streaming replies, branch navigation."""

@@ -1,0 +1,1 @@
+"""The model manager: catalog, Hub search, downloads, library, conversion."""

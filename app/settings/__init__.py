@@ -1,0 +1,1 @@
+"""The settings dialog: a form over common.settings.Settings that refuses bad values."""

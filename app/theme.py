@@ -1,0 +1,58 @@
+"""Light and dark themes: Fusion style, a palette, a stylesheet from assets/, themed icons.
+
+"system" follows the desktop's colour scheme (QStyleHints.colorScheme) and keeps
+following it while the app runs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette, QPixmap
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ICON_COLORS = {"light": "#374151", "dark": "#d1d5db"}
+
+
+def resolve(theme: str) -> str:
+    """'light' or 'dark' for a setting of system/light/dark."""
+    if theme in ("light", "dark"):
+        return theme
+    hints = QGuiApplication.styleHints()
+    return "dark" if hints.colorScheme() == Qt.ColorScheme.Dark else "light"
+
+
+def apply(app, theme: str) -> str:
+    """Style the whole application; returns the resolved 'light' or 'dark'."""
+    resolved = resolve(theme)
+    app.setStyle("Fusion")
+    app.setPalette(_palette(resolved))
+    app.setStyleSheet((ASSETS / f"{resolved}.qss").read_text(encoding="utf-8"))
+    return resolved
+
+
+def icon(name: str, theme: str = "light") -> QIcon:
+    svg = (ASSETS / "icons" / f"{name}.svg").read_text(encoding="utf-8")
+    svg = svg.replace("currentColor", ICON_COLORS.get(theme, ICON_COLORS["light"]))
+    pixmap = QPixmap()
+    pixmap.loadFromData(QByteArray(svg.encode("utf-8")), "SVG")
+    return QIcon(pixmap)
+
+
+def _palette(theme: str) -> QPalette:
+    p = QPalette()
+    if theme == "dark":
+        colors = {QPalette.Window: "#1b1c20", QPalette.WindowText: "#e5e7eb", QPalette.Base: "#202228",
+                  QPalette.AlternateBase: "#24262c", QPalette.Text: "#e5e7eb", QPalette.Button: "#24262c",
+                  QPalette.ButtonText: "#e5e7eb", QPalette.Highlight: "#3b6fe0",
+                  QPalette.HighlightedText: "#ffffff", QPalette.ToolTipBase: "#24262c",
+                  QPalette.ToolTipText: "#e5e7eb", QPalette.Link: "#7aa2f7", QPalette.PlaceholderText: "#7b818c"}
+    else:
+        colors = {QPalette.Window: "#ffffff", QPalette.WindowText: "#111827", QPalette.Base: "#ffffff",
+                  QPalette.AlternateBase: "#f6f7f9", QPalette.Text: "#111827", QPalette.Button: "#ffffff",
+                  QPalette.ButtonText: "#111827", QPalette.Highlight: "#2563eb",
+                  QPalette.HighlightedText: "#ffffff", QPalette.ToolTipBase: "#ffffff",
+                  QPalette.ToolTipText: "#111827", QPalette.Link: "#2563eb", QPalette.PlaceholderText: "#9ca3af"}
+    for role, value in colors.items():
+        p.setColor(role, QColor(value))
+    return p

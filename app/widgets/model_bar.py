@@ -1,0 +1,91 @@
+"""The bar above the chat: which model, its quant and size, load progress, the GPU plan."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+from common.task import format_bytes
+
+REMOTE_PREFIX = "remote:"
+
+
+class ModelBar(QWidget):
+    model_chosen = Signal(str)
+    """The user picked a model: a GGUF path, or 'remote:<server name>'."""
+    manage_requested = Signal()
+    """The user wants the model manager."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("ModelBar")
+        self.setAttribute(Qt.WA_StyledBackground, True)
+        self.picker = QComboBox()
+        self.picker.setAccessibleName("Model")
+        self.picker.setMinimumContentsLength(28)
+        self.picker.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.details = QLabel("")
+        self.details.setObjectName("MutedLabel")
+        self.progress = QProgressBar()
+        self.progress.setFixedWidth(120)
+        self.progress.setRange(0, 0)
+        self.progress.hide()
+        self.gpu_plan = QLabel("")
+        self.gpu_plan.setObjectName("MutedLabel")
+        self.gpu_plan.setAccessibleName("GPU plan")
+        self.manage_button = QPushButton("Models…")
+        self.manage_button.setAccessibleName("Open the model manager")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 6, 12, 6)
+        layout.addWidget(self.picker)
+        layout.addWidget(self.details)
+        layout.addWidget(self.progress)
+        layout.addStretch(1)
+        layout.addWidget(self.gpu_plan)
+        layout.addWidget(self.manage_button)
+        self._filling = False
+        self.picker.currentIndexChanged.connect(self._on_picker_index_changed)
+        self.manage_button.clicked.connect(self.manage_requested)
+
+    def set_choices(self, paths: list[str], remote_names: list[str], current: str = "") -> None:
+        self._filling = True
+        self.picker.clear()
+        for p in paths:
+            self.picker.addItem(Path(p).stem, p)
+        for name in remote_names:
+            self.picker.addItem(f"{name} (remote server)", REMOTE_PREFIX + name)
+        if not paths and not remote_names:
+            self.picker.addItem("No model yet: open Models…", "")
+        idx = self.picker.findData(current)
+        if idx >= 0:
+            self.picker.setCurrentIndex(idx)
+        self._filling = False
+
+    def show_loading(self, name: str) -> None:
+        self.details.setText(f"Loading {name}…")
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.gpu_plan.setText("")
+
+    def show_load_progress(self, fraction) -> None:
+        if fraction is not None:
+            self.progress.setRange(0, 100)
+            self.progress.setValue(int(fraction * 100))
+
+    def show_loaded(self, info) -> None:
+        self.progress.hide()
+        bits = [b for b in (info.quant, format_bytes(info.size_bytes) if info.size_bytes else "",
+                            f"{info.n_ctx:,} ctx") if b]
+        self.details.setText(" · ".join(bits))
+        self.gpu_plan.setText(info.gpu_plan)
+        self.gpu_plan.setToolTip(info.gpu_plan)
+
+    def show_failed(self, message: str) -> None:
+        self.progress.hide()
+        self.details.setText("Not loaded")
+        self.details.setToolTip(message)
+
+    def _on_picker_index_changed(self, index: int) -> None:
+        if not self._filling and index >= 0 and self.picker.itemData(index):
+            self.model_chosen.emit(self.picker.itemData(index))

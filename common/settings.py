@@ -1,0 +1,223 @@
+"""User settings: a plain model with validation and JSON persistence.
+
+The settings file lives at ``data_paths().settings_file``. Loading never fails:
+a missing file gives the defaults, and a value that does not validate (hand-edited
+file, older version) falls back to its default while the rest is kept. Forms call
+``validate_field`` to refuse bad values before they reach the model.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Optional
+
+THEMES = ("system", "light", "dark")
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+
+# name -> sampling values; "Custom" is whatever does not match a preset.
+SAMPLING_PRESETS: dict[str, dict[str, float]] = {
+    "Precise": {"temperature": 0.2, "top_p": 0.9, "top_k": 20, "min_p": 0.05, "repeat_penalty": 1.1},
+    "Balanced": {"temperature": 0.7, "top_p": 0.95, "top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1},
+    "Creative": {"temperature": 1.0, "top_p": 0.98, "top_k": 100, "min_p": 0.02, "repeat_penalty": 1.05},
+}
+
+
+@dataclass
+class RemoteServer:
+    """An OpenAI-compatible server the user added (llama.cpp server, vLLM, ...)."""
+
+    name: str
+    base_url: str
+    api_key: str = ""
+    model: str = ""
+
+
+@dataclass
+class Settings:
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    max_tokens: int = 1024
+    seed: Optional[int] = None          # None: a new seed for every reply
+    n_ctx: int = 8192
+    gpu_layers: str = "auto"            # "auto" or a whole number of layers as text
+    threads: int = 0                    # 0: let the engine choose
+    models_dir: str = ""                # "": the default models folder
+    theme: str = "system"
+    active_model: str = ""              # a GGUF path, or "remote:<server name>"
+    remote_servers: list[RemoteServer] = field(default_factory=list)
+
+    # conversions ------------------------------------------------------------
+    def generation_params(self):
+        from engine.types import GenerationParams  # engine builds on common, not the reverse
+
+        return GenerationParams(max_tokens=self.max_tokens, temperature=self.temperature,
+                                top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
+                                repeat_penalty=self.repeat_penalty, seed=self.seed)
+
+    def gpu_layers_value(self) -> str | int:
+        return "auto" if self.gpu_layers == "auto" else int(self.gpu_layers)
+
+    def preset_name(self) -> str:
+        for name, values in SAMPLING_PRESETS.items():
+            if all(abs(float(getattr(self, k)) - v) < 1e-9 for k, v in values.items()):
+                return name
+        return "Custom"
+
+    def with_preset(self, name: str) -> "Settings":
+        return replace(self, **SAMPLING_PRESETS[name])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Settings":
+        """Build settings from stored data, keeping each valid value and defaulting the rest."""
+        out = cls()
+        if not isinstance(data, dict):
+            return out
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            if f.name == "remote_servers":
+                value = _servers_from(value)
+                if value is None:
+                    continue
+            elif validate_field(f.name, value) is not None:
+                continue
+            setattr(out, f.name, _coerce(f.name, value))
+        return out
+
+    def errors(self) -> dict[str, str]:
+        """Every invalid field with the message to show next to it."""
+        found = {}
+        for f in fields(self):
+            if f.name == "remote_servers":
+                continue
+            msg = validate_field(f.name, getattr(self, f.name))
+            if msg:
+                found[f.name] = msg
+        for s in self.remote_servers:
+            msg = validate_server(s)
+            if msg:
+                found["remote_servers"] = msg
+                break
+        return found
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+
+def _is_int(v: Any) -> bool:
+    return _is_number(v) and float(v).is_integer()
+
+
+_RANGES = {
+    # name: (low, high, integer?, message)
+    "temperature": (0.0, 2.0, False, "Temperature must be between 0 and 2."),
+    "top_p": (0.0, 1.0, False, "Top-p must be between 0 and 1."),
+    "top_k": (0, 1000, True, "Top-k must be a whole number from 0 (off) to 1000."),
+    "min_p": (0.0, 1.0, False, "Min-p must be between 0 and 1."),
+    "repeat_penalty": (0.5, 2.0, False, "Repeat penalty must be between 0.5 and 2."),
+    "max_tokens": (1, 131072, True, "Max reply tokens must be a whole number from 1 to 131,072."),
+    "n_ctx": (256, 1048576, True, "Context size must be a whole number from 256 to 1,048,576 tokens."),
+    "threads": (0, 1024, True, "Threads must be 0 (automatic) or a whole number up to 1024."),
+}
+
+
+def validate_field(name: str, value: Any) -> Optional[str]:
+    """None when ``value`` is acceptable for ``name``, else the message to show."""
+    if name in _RANGES:
+        lo, hi, integer, msg = _RANGES[name]
+        ok = (_is_int(value) if integer else _is_number(value)) and lo <= value <= hi
+        return None if ok else msg
+    if name == "seed":
+        if value is None or (_is_int(value) and 0 <= value < 2**32):
+            return None
+        return "Seed must be empty (random) or a whole number from 0 to 4,294,967,295."
+    if name == "gpu_layers":
+        if value == "auto" or (isinstance(value, str) and value.isdigit() and int(value) <= 10000):
+            return None
+        if _is_int(value) and 0 <= value <= 10000:
+            return None
+        return "GPU layers must be \"auto\" or a whole number of layers (0 = CPU only)."
+    if name == "theme":
+        return None if value in THEMES else "Theme must be system, light or dark."
+    if name == "models_dir":
+        if not isinstance(value, str):
+            return "The models folder must be a path."
+        if value and not Path(value).expanduser().is_absolute():
+            return "The models folder must be an absolute path."
+        if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+            return "The models folder path points at a file, not a folder."
+        return None
+    if name in ("system_prompt", "active_model"):
+        return None if isinstance(value, str) else f"{name} must be text."
+    return None
+
+
+def validate_server(server: RemoteServer) -> Optional[str]:
+    if not server.name.strip():
+        return "A remote server needs a name."
+    if not server.base_url.startswith(("http://", "https://")):
+        return f"The address of {server.name!r} must start with http:// or https://."
+    return None
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name == "gpu_layers":
+        return "auto" if value == "auto" else str(int(value))
+    if name in _RANGES:
+        return int(value) if _RANGES[name][2] else float(value)
+    if name == "seed" and value is not None:
+        return int(value)
+    return value
+
+
+def _servers_from(value: Any) -> Optional[list[RemoteServer]]:
+    if not isinstance(value, list):
+        return None
+    servers = []
+    for item in value:
+        if not isinstance(item, dict):
+            continue
+        try:
+            s = RemoteServer(**{k: str(item[k]) for k in ("name", "base_url", "api_key", "model") if k in item})
+        except TypeError:
+            continue
+        if validate_server(s) is None:
+            servers.append(s)
+    return servers
+
+
+def load_settings(path: Optional[Path] = None) -> Settings:
+    from common.paths import data_paths
+
+    path = Path(path) if path else data_paths().settings_file
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return Settings()
+    return Settings.from_dict(data)
+
+
+def save_settings(settings: Settings, path: Optional[Path] = None) -> Path:
+    """Write atomically (a crash never leaves half a file); refuses invalid settings."""
+    from common.paths import data_paths
+
+    bad = settings.errors()
+    if bad:
+        raise ValueError("; ".join(bad.values()))
+    path = Path(path) if path else data_paths().settings_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(settings.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
