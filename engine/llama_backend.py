@@ -1,94 +1,302 @@
-"""In-process llama.cpp backend (llama-cpp-python)."""
+"""In-process llama.cpp backend: a GGUF, its chat template, and a lean generation loop."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence, Union
 
 from common.task import Cancelled, TaskHandle
-from engine.types import ChatMessage, GenerationParams, ReplyStats
+from engine.backend import EngineError
+from engine.context_window import fit_history, reply_reserve
+from engine.kv_reuse import plan_reuse
+from engine.templates import ChatTemplate, TemplateError
+from engine.text_stream import StopStringFilter, Utf8Stream
+from engine.types import ChatMessage, FitResult, GenerationParams, ReplyStats
+
+log = logging.getLogger(__name__)
+
+GpuLayers = Union[int, str]  # an int, or "auto"
+
+
+def default_threads() -> int:
+    """Physical cores when known (llama.cpp's own choice), else logical ones."""
+    try:
+        cores = set()
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            phys = core = None
+            for line in f:
+                if line.startswith("physical id"):
+                    phys = line.split(":")[1].strip()
+                elif line.startswith("core id"):
+                    core = line.split(":")[1].strip()
+                    cores.add((phys, core))
+        if cores:
+            return min(len(cores), os.cpu_count() or len(cores))
+    except OSError:
+        pass
+    return max(1, os.cpu_count() or 1)
 
 
 class LlamaCppBackend:
-    """A GGUF loaded into llama.cpp, streaming chat replies token by token."""
+    """A GGUF loaded into llama.cpp, streaming chat replies token by token.
 
-    def __init__(self, model_path: str | os.PathLike, *, n_ctx: int = 8192,
-                 n_gpu_layers: int = 0, n_threads: Optional[int] = None):
+    The KV cache is kept between replies: an unchanged history costs only the new
+    tokens, and when old turns leave the window they are cut out of the cache and
+    the rest is shifted instead of re-evaluated (``last_stats.prompt_evaluated``,
+    ``evaluated_tokens``).
+    """
+
+    def __init__(self, model_path: str | os.PathLike, *, n_ctx: Optional[int] = None,
+                 n_gpu_layers: GpuLayers = "auto", n_threads: Optional[int] = None,
+                 n_batch: int = 512, flash_attn: Optional[bool] = None,
+                 f32_cache: bool = False):
         self.model_path = Path(model_path)
         self.name = self.model_path.stem
         self.requested_n_ctx = n_ctx
-        self.n_gpu_layers = n_gpu_layers
-        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self.requested_gpu_layers = n_gpu_layers
+        self.n_threads = n_threads or default_threads()
+        self.n_batch = n_batch
+        self.flash_attn = flash_attn
+        self.f32_cache = f32_cache
+        self.gpu_plan = None           # engine.gpu_plan.OffloadPlan, after load
+        self.gpu_layers = 0
+        self.load_notes: list[str] = []
+        self.template: Optional[ChatTemplate] = None
         self.last_stats: Optional[ReplyStats] = None
-        self._llm = None
+        self.last_fit: Optional[FitResult] = None
+        self.evaluated_tokens = 0      # every token llama.cpp evaluated since load
+        self.shift_count = 0
+        self._rt = None
+        self._cache: list[int] = []    # tokens whose keys/values sit in the cache, in order
 
+    # --- lifecycle ----------------------------------------------------------
     @property
     def loaded(self) -> bool:
-        return self._llm is not None
+        return self._rt is not None
 
     @property
     def n_ctx(self) -> int:
-        return self._llm.n_ctx() if self._llm is not None else 0
+        return self._rt.n_ctx if self._rt is not None else 0
+
+    @property
+    def plan_text(self) -> str:
+        """How the model is spread over GPU and CPU, in words (empty before load)."""
+        parts = [self.gpu_plan.text] if self.gpu_plan is not None else []
+        return " ".join(parts + self.load_notes)
 
     def load(self, handle: Optional[TaskHandle] = None) -> None:
-        from llama_cpp import Llama
+        from engine.gpu import detect_device
+        from engine.gpu_plan import model_sizes_from_gguf, plan_offload
+        from engine.llama_runtime import LlamaRuntime, LoadFailed
 
-        if handle:
-            handle.check()
-            handle.progress(0, 1, message=f"Loading {self.name}")
-        self._llm = Llama(
-            model_path=str(self.model_path),
-            n_ctx=self.requested_n_ctx,
-            n_gpu_layers=self.n_gpu_layers,
-            n_threads=self.n_threads,
-            n_threads_batch=self.n_threads,
-            flash_attn=True,
-            verbose=False,
-        )
-        if handle:
-            handle.progress(1, 1, message=f"Loaded {self.name}")
+        handle = handle or TaskHandle()
+        handle.check()
+        handle.progress(0, 100, unit="%", message=f"Loading {self.name}")
+        _validate(self.model_path)
+        device = detect_device()
+        sizes = model_sizes_from_gguf(self.model_path)
+        n_ctx = self.requested_n_ctx or min(8192, sizes.n_ctx_train or 8192)
+        self.gpu_plan = plan_offload(sizes, device, n_ctx, manual=self.requested_gpu_layers)
+        layers = self.gpu_plan.gpu_layers
+        self.load_notes = []
+        while True:
+            try:
+                self._rt = LlamaRuntime(self.model_path, n_ctx=n_ctx, n_gpu_layers=layers,
+                                        n_threads=self.n_threads, n_batch=self.n_batch,
+                                        flash_attn=self.flash_attn, handle=handle,
+                                        f32_cache=self.f32_cache)
+                break
+            except LoadFailed as exc:
+                handle.check()
+                if layers <= 0:
+                    raise EngineError(f"Could not load {self.model_path.name}: {exc}. "
+                                      "The file may be damaged or not a llama.cpp model.") from exc
+                fewer = layers // 2 if layers > 4 else 0
+                self.load_notes.append(
+                    f"Loading with {layers} GPU layers ran out of GPU memory; "
+                    f"retried with {fewer}." if fewer else
+                    f"Loading with {layers} GPU layers ran out of GPU memory; running on the CPU.")
+                log.warning(self.load_notes[-1])
+                layers = fewer
+        self.gpu_layers = layers
+        self._cache = []
+        self.evaluated_tokens = 0
+        self._setup_template()
+        handle.progress(100, 100, unit="%", message=f"Loaded {self.name}")
+
+    def _setup_template(self) -> None:
+        rt = self._rt
+        bos = rt.piece(rt.bos, special=True).decode("utf-8", "replace") if rt.bos >= 0 else ""
+        eos_id = _eos(rt)
+        eos = rt.piece(eos_id, special=True).decode("utf-8", "replace") if eos_id >= 0 else ""
+        source = rt.chat_template()
+        try:
+            self.template = ChatTemplate(source, bos_token=bos, eos_token=eos)
+            self.template.render([ChatMessage("system", "s"), ChatMessage("user", "u")])
+        except TemplateError as exc:
+            self.load_notes.append(f"The model's chat template was refused ({exc}); "
+                                   "using the built-in Llama 3 format.")
+            log.warning(self.load_notes[-1])
+            self.template = ChatTemplate(None, bos_token=bos, eos_token=eos)
 
     def unload(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+        if self._rt is not None:
+            self._rt.close()
+            self._rt = None
+        self._cache = []
+
+    def _require(self):
+        if self._rt is None:
+            raise EngineError("no model is loaded")
+        return self._rt
+
+    # --- tokens -------------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        return self._require().tokenize(text, add_special=False, parse_special=True)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        return len(self.tokenize(text))
 
+    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The rendered conversation as tokens, with exactly one BOS when the model wants one."""
+        rt = self._require()
+        text = self.template.render(messages, add_generation_prompt=True)
+        tokens = rt.tokenize(text, add_special=False, parse_special=True)
+        if rt.adds_bos and rt.bos >= 0:
+            while len(tokens) > 1 and tokens[0] == rt.bos and tokens[1] == rt.bos:
+                tokens.pop(0)
+            if not tokens or tokens[0] != rt.bos:
+                tokens.insert(0, rt.bos)
+        return tokens
+
+    @property
+    def cache_tokens(self) -> list[int]:
+        return list(self._cache)
+
+    # --- the window ---------------------------------------------------------
+    def fit_history(self, messages: Sequence[ChatMessage], params: GenerationParams) -> FitResult:
+        self._require()
+        fit = fit_history(messages, n_ctx=self.n_ctx,
+                          reserve=reply_reserve(params.max_tokens, self.n_ctx),
+                          count_prompt=lambda msgs: len(self.prompt_tokens(msgs)),
+                          count_text=self.count_tokens)
+        self.last_fit = fit
+        return fit
+
+    def _prepare(self, prompt: list[int], handle: TaskHandle) -> int:
+        """Bring the cache to ``prompt`` minus evaluation of what is already there."""
+        rt = self._rt
+        plan = plan_reuse(self._cache, prompt, can_shift=rt.can_shift())
+        if plan.shifted:
+            rt.kv_remove(plan.prefix, plan.remove_to)
+            rt.kv_shift(plan.remove_to, -1, -plan.removed)
+            self.shift_count += 1
+        keep = plan.reused
+        rt.kv_remove(keep, -1)  # a stale tail, e.g. a reply the template re-renders differently
+        self._cache = list(prompt[:keep])
+        todo = prompt[keep:]
+        try:
+            rt.decode(todo, keep, handle)
+        except Cancelled:
+            kept = rt.kv_pos_max() + 1
+            self.evaluated_tokens += max(0, kept - keep)
+            self._cache = list(prompt[:kept])
+            raise
+        self.evaluated_tokens += len(todo)
+        self._cache = list(prompt)
+        return len(todo)
+
+    # --- generation ---------------------------------------------------------
     def stream_chat(self, messages: Sequence[ChatMessage], params: GenerationParams,
                     handle: Optional[TaskHandle] = None) -> Iterator[str]:
-        if self._llm is None:
-            raise RuntimeError("no model is loaded")
+        """Stream the reply to ``messages``; ``last_stats`` and ``last_fit`` describe it."""
+        from engine.sampling import build_sampler
+        import llama_cpp as C
+
+        rt = self._require()
         handle = handle or TaskHandle()
-        stats = ReplyStats(n_ctx=self.n_ctx, gpu_layers=self.n_gpu_layers)
-        self.last_stats = stats
         start = time.perf_counter()
-        first = None
-        stream = self._llm.create_chat_completion(
-            messages=[{"role": m.role, "content": m.content} for m in messages],
-            stream=True, max_tokens=params.max_tokens, temperature=params.temperature,
-            top_p=params.top_p, top_k=params.top_k, min_p=params.min_p,
-            repeat_penalty=params.repeat_penalty, seed=params.seed,
-            stop=list(params.stop) or None,
-        )
+        fit = self.fit_history(messages, params)
+        prompt = self.prompt_tokens(fit.messages)
+        stats = ReplyStats(n_ctx=self.n_ctx, gpu_layers=self.gpu_layers,
+                           prompt_tokens=len(prompt), dropped=fit.dropped)
+        self.last_stats = stats
         try:
-            for chunk in stream:
+            t0 = time.perf_counter()
+            evaluated = self._prepare(prompt, handle)
+            t1 = time.perf_counter()
+        except Cancelled:
+            stats.stop_reason = "cancelled"
+            stats.ctx_used = len(self._cache)
+            return
+        stats.prompt_evaluated = evaluated
+        stats.prompt_tps = evaluated / (t1 - t0) if evaluated and t1 > t0 else None
+        sampler = build_sampler(params, rt.n_vocab)
+        utf8 = Utf8Stream()
+        stops = StopStringFilter(params.stop)
+        limit = min(params.max_tokens, self.n_ctx - len(self._cache))
+        pos = len(self._cache)
+        n = 0
+        t_gen = time.perf_counter()
+        try:
+            while True:
                 handle.check()
-                choice = chunk["choices"][0]
-                piece = choice["delta"].get("content")
-                if piece:
-                    if first is None:
-                        first = time.perf_counter()
-                        stats.ttft_s = first - start
-                    stats.gen_tokens += 1
-                    yield piece
-                if choice.get("finish_reason"):
-                    stats.stop_reason = "length" if choice["finish_reason"] == "length" else "eog"
+                tok = rt.sample(sampler)
+                if rt.is_eog(tok):
+                    stats.stop_reason = "eog"
+                    break
+                n += 1
+                text = stops.feed(utf8.feed(rt.piece(tok)))
+                if text:
+                    if stats.ttft_s is None:
+                        stats.ttft_s = time.perf_counter() - start
+                    yield text
+                if stops.stopped:
+                    stats.stop_reason = "stop_string"
+                    break
+                if n >= limit:
+                    stats.stop_reason = "length"
+                    break
+                rt.decode_one(tok, pos)
+                self._cache.append(tok)
+                pos += 1
+                self.evaluated_tokens += 1
+            if not stops.stopped:
+                tail = stops.feed(utf8.flush()) + stops.flush()
+                if tail:
+                    yield tail
         except Cancelled:
             stats.stop_reason = "cancelled"
         finally:
-            stream.close()
-            if first is not None and stats.gen_tokens > 1:
-                stats.gen_tps = (stats.gen_tokens - 1) / max(1e-9, time.perf_counter() - first)
+            C.llama_sampler_free(sampler)
+            elapsed = time.perf_counter() - t_gen
+            stats.gen_tokens = n
+            stats.gen_tps = n / elapsed if n and elapsed > 0 else None
+            stats.ctx_used = len(self._cache)
+            stats.extra["shifts"] = self.shift_count
+
+    # --- measuring ----------------------------------------------------------
+    def next_token_logits(self):
+        """Logits after the last evaluated token (for quality checks)."""
+        return self._require().last_logits()
+
+
+def _eos(rt) -> int:
+    import llama_cpp as C
+
+    eot = C.llama_vocab_eot(rt.vocab)
+    return eot if eot >= 0 else C.llama_vocab_eos(rt.vocab)
+
+
+def _validate(path: Path) -> None:
+    """Refuse a malformed or hostile GGUF before llama.cpp parses it, when the validator exists."""
+    try:
+        from models.gguf_validate import validate_gguf
+    except ImportError:
+        return
+    try:
+        validate_gguf(path)
+    except Exception as exc:
+        raise EngineError(f"{path.name} was refused: {exc}") from exc

@@ -19,6 +19,7 @@ class GenerationParams:
     top_k: int = 40
     min_p: float = 0.05
     repeat_penalty: float = 1.1
+    repeat_last_n: int = 64
     seed: Optional[int] = None
     stop: tuple[str, ...] = ()
 
@@ -31,7 +32,8 @@ class GenerationParams:
 @dataclass
 class ReplyStats:
     ttft_s: Optional[float] = None
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0         # tokens of the fitted prompt
+    prompt_evaluated: int = 0      # of those, how many llama.cpp actually evaluated
     prompt_tps: Optional[float] = None
     gen_tokens: int = 0
     gen_tps: Optional[float] = None
@@ -39,7 +41,26 @@ class ReplyStats:
     n_ctx: int = 0
     gpu_layers: int = 0
     stop_reason: str = ""          # "eog" | "stop_string" | "length" | "cancelled" | "error"
+    dropped: tuple[int, ...] = ()  # indices into the caller's messages left out of the window
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["dropped"] = list(self.dropped)
+        return d
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Which part of a conversation goes into the context window.
+
+    ``dropped`` holds indices into the messages the caller passed, oldest first;
+    the GUI marks those as "no longer in the model's memory".
+    """
+
+    messages: tuple[ChatMessage, ...]
+    kept: tuple[int, ...]
+    dropped: tuple[int, ...]
+    prompt_tokens: int
+    reserve: int
+    n_ctx: int

@@ -1,0 +1,218 @@
+"""A thin owner of one llama.cpp model + context through the low-level bindings.
+
+Everything per token is one ctypes call (decode, sample, piece), so Python adds
+almost nothing to llama.cpp's own speed. Not thread-safe: one owner thread.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+from pathlib import Path
+from typing import Optional, Sequence
+
+import llama_cpp as C
+import numpy as np
+
+from common.task import Cancelled, TaskHandle
+
+log = logging.getLogger(__name__)
+
+_backend_ready = False
+
+
+class LoadFailed(RuntimeError):
+    """llama.cpp could not load the model or create its context."""
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    if not _backend_ready:
+        # llama-cpp-python prints every llama.cpp log line unless its logger says otherwise.
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+        C.llama_backend_init()
+        _backend_ready = True
+
+
+class LlamaRuntime:
+    """One loaded model and its context: tokenize, decode, sample, edit the KV cache."""
+
+    def __init__(self, path: Path, *, n_ctx: Optional[int], n_gpu_layers: int, n_threads: int,
+                 n_batch: int = 512, flash_attn: Optional[bool] = None,
+                 handle: Optional[TaskHandle] = None, f32_cache: bool = False):
+        _init_backend()
+        self.path = Path(path)
+        handle = handle or TaskHandle()
+
+        def on_load_progress(fraction, _user):
+            if handle.cancelled:
+                return False
+            handle.progress(round(float(fraction) * 100), 100, unit="%", message="Loading model")
+            return True
+
+        self._progress_cb = C.llama_progress_callback(on_load_progress)
+        mparams = C.llama_model_default_params()
+        mparams.n_gpu_layers = n_gpu_layers
+        mparams.progress_callback = self._progress_cb
+        self.model = C.llama_model_load_from_file(str(self.path).encode(), mparams)
+        if not self.model:
+            handle.check()
+            raise LoadFailed(f"llama.cpp could not load {self.path.name}")
+        self.vocab = C.llama_model_get_vocab(self.model)
+        self.n_vocab = C.llama_vocab_n_tokens(self.vocab)
+        self.n_layer = C.llama_model_n_layer(self.model)
+        self.n_ctx_train = C.llama_model_n_ctx_train(self.model)
+
+        cparams = C.llama_context_default_params()
+        cparams.n_ctx = n_ctx if n_ctx else min(8192, self.n_ctx_train)
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_batch
+        cparams.n_threads = n_threads
+        cparams.n_threads_batch = n_threads
+        cparams.flash_attn_type = (C.LLAMA_FLASH_ATTN_TYPE_AUTO if flash_attn is None else
+                                   C.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else
+                                   C.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        if f32_cache:  # for exact comparisons (facts.md): F16 cache rounds the keys/values
+            cparams.type_k = cparams.type_v = 0
+        self.ctx = C.llama_init_from_model(self.model, cparams)
+        if not self.ctx:
+            C.llama_model_free(self.model)
+            self.model = None
+            raise LoadFailed("llama.cpp could not create a context "
+                             f"(n_ctx {cparams.n_ctx}, {n_gpu_layers} GPU layers)")
+        self.n_ctx = C.llama_n_ctx(self.ctx)
+        self.n_batch = C.llama_n_batch(self.ctx)
+        self.mem = C.llama_get_memory(self.ctx)
+        self._abort_cb = None
+        self._no_abort = C.ggml_abort_callback()
+        self._batch = C.llama_batch_init(self.n_batch, 0, 1)
+        self._piece_buf = ctypes.create_string_buffer(256)
+
+    # --- vocabulary --------------------------------------------------------
+    def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 16
+        buf = (C.llama_token * cap)()
+        n = C.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
+        if n < 0:
+            cap = -n
+            buf = (C.llama_token * cap)()
+            n = C.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
+        return list(buf[:n])
+
+    def piece(self, token: int, special: bool = False) -> bytes:
+        n = C.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, special)
+        if n < 0:
+            big = ctypes.create_string_buffer(-n)
+            n = C.llama_token_to_piece(self.vocab, token, big, -n, 0, special)
+            return big.raw[:n]
+        return self._piece_buf.raw[:n]
+
+    def is_eog(self, token: int) -> bool:
+        return bool(C.llama_vocab_is_eog(self.vocab, token))
+
+    @property
+    def bos(self) -> int:
+        return C.llama_vocab_bos(self.vocab)
+
+    @property
+    def adds_bos(self) -> bool:
+        return bool(C.llama_vocab_get_add_bos(self.vocab))
+
+    def chat_template(self) -> Optional[str]:
+        raw = C.llama_model_chat_template(self.model, None)
+        return raw.decode("utf-8", errors="replace") if raw else None
+
+    def meta(self, key: str) -> Optional[str]:
+        buf = ctypes.create_string_buffer(512)
+        n = C.llama_model_meta_val_str(self.model, key.encode(), buf, 512)
+        return buf.value.decode("utf-8", errors="replace") if n >= 0 else None
+
+    # --- evaluation --------------------------------------------------------
+    def decode(self, tokens: Sequence[int], start_pos: int,
+               handle: Optional[TaskHandle] = None) -> int:
+        """Evaluate tokens at positions start_pos..; logits for the last one only.
+
+        Returns how many tokens were evaluated. With a handle, a long evaluation is
+        interruptible inside llama.cpp (abort callback) and between batches; on
+        cancel the cache keeps what was evaluated and ``Cancelled`` is raised.
+        """
+        b = self._batch
+        done = 0
+        if handle is not None:
+            C.llama_set_abort_callback(self.ctx, self._make_abort(handle), None)
+        try:
+            while done < len(tokens):
+                if handle is not None:
+                    handle.check()
+                chunk = tokens[done:done + self.n_batch]
+                n = len(chunk)
+                for i, tok in enumerate(chunk):
+                    b.token[i] = tok
+                    b.pos[i] = start_pos + done + i
+                    b.n_seq_id[i] = 1
+                    b.seq_id[i][0] = 0
+                    b.logits[i] = 0
+                b.logits[n - 1] = 1 if done + n == len(tokens) else 0
+                b.n_tokens = n
+                rc = C.llama_decode(self.ctx, b)
+                if rc == 2:
+                    raise Cancelled()
+                if rc != 0:
+                    raise RuntimeError(f"llama_decode failed ({rc})")
+                done += n
+        finally:
+            if handle is not None:
+                C.llama_set_abort_callback(self.ctx, self._no_abort, None)
+        return done
+
+    def _make_abort(self, handle: TaskHandle):
+        # Checked by llama.cpp between graph nodes; only installed for prompt batches,
+        # where a Python call per node costs nothing next to the matrix work.
+        self._abort_cb = C.ggml_abort_callback(lambda _data: handle.cancelled)
+        return self._abort_cb
+
+    def decode_one(self, token: int, pos: int) -> None:
+        b = self._batch
+        b.token[0] = token
+        b.pos[0] = pos
+        b.n_seq_id[0] = 1
+        b.seq_id[0][0] = 0
+        b.logits[0] = 1
+        b.n_tokens = 1
+        rc = C.llama_decode(self.ctx, b)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode failed ({rc})")
+
+    def sample(self, sampler) -> int:
+        return C.llama_sampler_sample(sampler, self.ctx, -1)
+
+    def last_logits(self) -> np.ndarray:
+        ptr = C.llama_get_logits_ith(self.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+
+    # --- KV cache ----------------------------------------------------------
+    def can_shift(self) -> bool:
+        return bool(C.llama_memory_can_shift(self.mem))
+
+    def kv_remove(self, p0: int, p1: int) -> bool:
+        return bool(C.llama_memory_seq_rm(self.mem, 0, p0, p1))
+
+    def kv_shift(self, p0: int, p1: int, delta: int) -> None:
+        C.llama_memory_seq_add(self.mem, 0, p0, p1, delta)
+
+    def kv_clear(self) -> None:
+        C.llama_memory_clear(self.mem, True)
+
+    def kv_pos_max(self) -> int:
+        return C.llama_memory_seq_pos_max(self.mem, 0)
+
+    def close(self) -> None:
+        if getattr(self, "_batch", None) is not None:
+            C.llama_batch_free(self._batch)
+            self._batch = None
+        if getattr(self, "ctx", None):
+            C.llama_free(self.ctx)
+            self.ctx = None
+        if getattr(self, "model", None):
+            C.llama_model_free(self.model)
+            self.model = None

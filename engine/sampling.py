@@ -1,0 +1,31 @@
+"""The C sampler chain for a reply: penalties, top-k, top-p, min-p, temperature, seed."""
+from __future__ import annotations
+
+import llama_cpp as C
+
+from engine.types import GenerationParams
+
+
+def build_sampler(params: GenerationParams, n_vocab: int):
+    """A llama.cpp sampler chain; free it with ``llama_sampler_free``.
+
+    Temperature 0 means greedy decoding (penalties still apply).
+    """
+    chain = C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
+    add = lambda s: C.llama_sampler_chain_add(chain, s)  # noqa: E731
+    if params.repeat_penalty and params.repeat_penalty != 1.0:
+        add(C.llama_sampler_init_penalties(n_vocab, params.repeat_last_n,
+                                           params.repeat_penalty, 0.0, 0.0))
+    if params.temperature <= 0:
+        add(C.llama_sampler_init_greedy())
+        return chain
+    if params.top_k and params.top_k > 0:
+        add(C.llama_sampler_init_top_k(params.top_k))
+    if params.top_p is not None and 0 < params.top_p < 1:
+        add(C.llama_sampler_init_top_p(params.top_p, 1))
+    if params.min_p and params.min_p > 0:
+        add(C.llama_sampler_init_min_p(params.min_p, 1))
+    add(C.llama_sampler_init_temp(params.temperature))
+    seed = C.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
+    add(C.llama_sampler_init_dist(seed))
+    return chain
