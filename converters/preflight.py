@@ -9,7 +9,7 @@ from pathlib import Path
 from common.task import format_bytes
 from converters.errors import ConversionError
 
-SAFETY_MARGIN = 64 * 1024 * 1024
+MIN_RESERVE = 16 * 1000 * 1000
 
 
 def free_bytes(folder: Path) -> int:
@@ -31,11 +31,12 @@ def check_output_folder(out_path: Path) -> None:
 
 
 def check_disk_space(folder: Path, output_bytes: int, intermediate_bytes: int = 0) -> None:
-    need = output_bytes + intermediate_bytes + SAFETY_MARGIN
+    reserve = max(MIN_RESERVE, (output_bytes + intermediate_bytes) // 100)
+    need = output_bytes + intermediate_bytes + reserve
     free = free_bytes(folder)
     if free < need:
-        parts = (f" ({format_bytes(intermediate_bytes)} for the intermediate file and "
-                 f"{format_bytes(output_bytes)} for the output)") if intermediate_bytes else ""
+        mid = f"{format_bytes(intermediate_bytes)} for the intermediate file, " if intermediate_bytes else ""
+        parts = f" ({mid}{format_bytes(output_bytes)} for the output and {format_bytes(reserve)} to spare)"
         raise ConversionError(
             f"Not enough disk space in {folder}: converting needs {format_bytes(need)}{parts} "
             f"but only {format_bytes(free)} is free.")
