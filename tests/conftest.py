@@ -142,5 +142,7 @@ def hub_server(monkeypatch, hub_repo_files):
     server.start()
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     monkeypatch.setattr(hf_constants, "ENDPOINT", server.url)
+    monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        server.url + "/{repo_id}/resolve/{revision}/{filename}")
     yield server
     server.stop()

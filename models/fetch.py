@@ -1,0 +1,425 @@
+"""Download one file from the Hub: resumable, verified while it streams, placed atomically.
+
+``download_file(repo_id, filename, handle=...)`` is the plain function the CLI, the
+download manager and the tests all use. huggingface_hub supplies the URL, the
+metadata (commit, size, LFS sha256 or git blob hash) and the auth; the bytes are
+streamed here with httpx and HTTP Range:
+
+- bytes go to ``<final>.part``; a sidecar ``<final>.part.json`` records the
+  expected size and hash, so any later process can resume the same bytes;
+- the hash is computed inline as chunks arrive. On resume the partial prefix is
+  re-hashed once (hashlib's state cannot be saved portably, and re-reading the
+  prefix at disk speed also proves the partial was not damaged while we were away);
+- only a file whose hash matches is renamed into place; a mismatch deletes it;
+- transient failures (dropped connection, timeouts, 5xx, 429) are retried from the
+  current offset with backoff delays supplied by a ``RetryPolicy`` (tests pass zeros);
+- free space is checked first through an injectable ``free_space(path)`` query.
+
+GGUF files go to LlamaDesk's models folder (``<models>/<owner>/<repo>/<file>``);
+everything else into the Hugging Face cache layout, shared with other HF tools.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+from urllib.parse import urlsplit
+
+from common.paths import data_paths
+from common.task import TaskHandle, format_bytes
+from models import auth, hub_env
+from models.hub_errors import translate
+
+CHUNK = 1 << 20
+PART_SUFFIX = ".part"
+SIDECAR_SUFFIX = ".part.json"
+RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+
+FreeSpace = Callable[[Path], int]
+
+
+class DownloadError(RuntimeError):
+    """A download failed; ``str()`` is meant for the user."""
+
+
+class HashMismatchError(DownloadError):
+    pass
+
+
+class NotEnoughDiskSpace(DownloadError):
+    pass
+
+
+class DownloadBusy(DownloadError):
+    pass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to wait between attempts; ``wait(seconds, handle)`` is injectable."""
+
+    attempts: int = 6
+    delays: tuple = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+    wait: Optional[Callable[[float, TaskHandle], None]] = None
+
+    def delay(self, failure: int) -> float:
+        return self.delays[min(failure, len(self.delays) - 1)] if self.delays else 0.0
+
+    def pause(self, failure: int, handle: TaskHandle) -> None:
+        seconds = self.delay(failure)
+        if self.wait is not None:
+            self.wait(seconds, handle)
+            return
+        # Wait in slices so a cancel during backoff is honoured promptly.
+        event = threading.Event()
+        left = seconds
+        while left > 0:
+            handle.check()
+            event.wait(min(0.2, left))
+            left -= 0.2
+        handle.check()
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    repo_id: str
+    filename: str
+    revision: str           # what was asked for (branch, tag or commit)
+    commit: str
+    url: str                # where the bytes are (the CDN for LFS files)
+    size: int
+    sha256: Optional[str]   # LFS files
+    git_sha1: Optional[str]  # small files: git's blob hash
+
+    @property
+    def blob_name(self) -> str:
+        return self.sha256 or self.git_sha1 or self.commit
+
+
+def default_free_space(path: Path) -> int:
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def _hex(value: Optional[str], length: int) -> Optional[str]:
+    value = (value or "").strip('"').lower()
+    if value.startswith("w/"):
+        value = value[2:].strip('"')
+    return value if len(value) == length and all(c in "0123456789abcdef" for c in value) else None
+
+
+def resolve_remote(repo_id: str, filename: str, revision: Optional[str] = None, *,
+                   token: Optional[str] = None) -> RemoteFile:
+    """Ask the Hub (HEAD on /resolve) for the file's commit, size, hash and location."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    if hub_env.offline():
+        raise hub_env.OfflineError("downloading")
+    ep = hub_env.endpoint()
+    info = auth.find_token() if token is None else auth.TokenInfo(token, "the given token")
+    url = hf_hub_url(repo_id, filename, revision=revision, endpoint=ep)
+    try:
+        meta = get_hf_file_metadata(url, token=info.token if info else False, endpoint=ep,
+                                    retry_on_errors=True)
+    except Exception as exc:  # noqa: BLE001 - translated or re-raised as is
+        raise translate(exc, repo_id, info.source if info else None) from exc
+    sha256 = _hex(meta.etag, 64)
+    git_sha1 = None if sha256 else _hex(meta.etag, 40)
+    if meta.size is None:
+        raise DownloadError(f"The Hub did not say how big {filename} is; cannot download it safely.")
+    return RemoteFile(repo_id, filename, revision or "main", meta.commit_hash or "", meta.location,
+                      int(meta.size), sha256, git_sha1)
+
+
+# --- where files go -------------------------------------------------------------
+
+def goes_to_models_folder(filename: str) -> bool:
+    return filename.lower().endswith(".gguf")
+
+
+def repo_cache_dir(repo_id: str) -> Path:
+    return hub_env.hub_cache_dir() / ("models--" + repo_id.replace("/", "--"))
+
+
+def final_path(remote: RemoteFile, models_dir: Optional[Path] = None) -> Path:
+    """Where the verified file will live (for the HF cache: its blob)."""
+    if goes_to_models_folder(remote.filename):
+        root = Path(models_dir) if models_dir else data_paths().models
+        return root.joinpath(*remote.repo_id.split("/"), *remote.filename.split("/"))
+    return repo_cache_dir(remote.repo_id) / "blobs" / remote.blob_name
+
+
+def placed_path(remote: RemoteFile, models_dir: Optional[Path] = None) -> Path:
+    """The path a user or a loader opens (for the HF cache: the snapshot entry)."""
+    if goes_to_models_folder(remote.filename):
+        return final_path(remote, models_dir)
+    return repo_cache_dir(remote.repo_id) / "snapshots" / remote.commit / remote.filename
+
+
+def partial_paths(final: Path) -> tuple[Path, Path]:
+    return final.with_name(final.name + PART_SUFFIX), final.with_name(final.name + SIDECAR_SUFFIX)
+
+
+def partial_size(remote: RemoteFile, models_dir: Optional[Path] = None) -> int:
+    """Bytes already on disk for this exact file (0 when the partial belongs to other bytes)."""
+    part, sidecar = partial_paths(final_path(remote, models_dir))
+    if not part.exists() or _read_sidecar(sidecar) != _sidecar_record(remote):
+        return 0
+    return min(part.stat().st_size, remote.size)
+
+
+def discard_partial(remote: RemoteFile, models_dir: Optional[Path] = None) -> None:
+    for p in partial_paths(final_path(remote, models_dir)):
+        p.unlink(missing_ok=True)
+
+
+def _sidecar_record(remote: RemoteFile) -> dict:
+    rec = asdict(remote)
+    for volatile in ("url", "revision"):  # signed CDN URLs expire; a branch may be asked by commit
+        rec.pop(volatile)
+    return rec
+
+
+def _read_sidecar(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --- disk space ---------------------------------------------------------------------
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_disk_space(needs: list[tuple[Path, int]], free_space: FreeSpace = default_free_space) -> None:
+    """Refuse the whole request up front if any filesystem lacks room for its share."""
+    by_device: dict[int, tuple[Path, int]] = {}
+    for target, nbytes in needs:
+        where = _existing(Path(target).parent)
+        dev = where.stat().st_dev
+        prev = by_device.get(dev, (where, 0))
+        by_device[dev] = (prev[0], prev[1] + max(0, nbytes))
+    for where, need in by_device.values():
+        free = free_space(where)
+        if need > free:
+            raise NotEnoughDiskSpace(
+                f"Not enough disk space: this download needs {format_bytes(need)} but only "
+                f"{format_bytes(free)} is free in {where}. Free up {format_bytes(need - free)} "
+                "or choose another models folder, then try again.")
+
+
+# --- the transfer ---------------------------------------------------------------------
+
+def _new_hasher(remote: RemoteFile):
+    if remote.sha256:
+        return hashlib.sha256()
+    h = hashlib.sha1()
+    if remote.git_sha1:
+        h.update(b"blob %d\0" % remote.size)
+    return h
+
+
+def _expected_digest(remote: RemoteFile) -> Optional[str]:
+    return remote.sha256 or remote.git_sha1
+
+
+def _rehash_prefix(part: Path, nbytes: int, hasher, handle: TaskHandle, label: str) -> None:
+    done = 0
+    with open(part, "rb") as f:
+        while done < nbytes:
+            handle.check()
+            block = f.read(min(CHUNK * 8, nbytes - done))
+            if not block:
+                break
+            hasher.update(block)
+            done += len(block)
+            handle.progress(done, nbytes, unit="B", message=f"checking the partial {label}")
+
+
+class _Lock:
+    """An exclusive lock on ``<final>.part.lock`` (released by the OS if the process dies)."""
+
+    def __init__(self, path: Path, label: str):
+        self.path = path
+        self.label = label
+        self.fd = None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:
+            pass
+        except OSError:
+            os.close(self.fd)
+            raise DownloadBusy(f"{self.label} is being downloaded by another LlamaDesk process.")
+        return self
+
+    def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+
+
+def _auth_headers(url: str, token: Optional[str]) -> dict:
+    headers = {"Accept-Encoding": "identity"}
+    if token and urlsplit(url).netloc == urlsplit(hub_env.endpoint()).netloc:
+        headers["Authorization"] = f"Bearer {token}"  # never sent to the CDN
+    return headers
+
+
+def download_file(repo_id: str, filename: str, *, revision: Optional[str] = None,
+                  handle: Optional[TaskHandle] = None, models_dir: Optional[Path] = None,
+                  token: Optional[str] = None, retry: RetryPolicy = RetryPolicy(),
+                  free_space: FreeSpace = default_free_space, remote: Optional[RemoteFile] = None,
+                  client=None, chunk_size: Optional[int] = None) -> Path:
+    """Download (or resume) one file and return the path to open; see the module docstring.
+
+    ``chunk_size`` None writes what each socket read returns, so a dropped connection
+    loses nothing already received. Raises ``Cancelled`` (the partial stays, resumable), ``HashMismatchError``,
+    ``NotEnoughDiskSpace``, ``HubAccessError`` subclasses and ``OfflineError``.
+    """
+    handle = handle or TaskHandle()
+    if hub_env.offline():
+        raise hub_env.OfflineError(f"downloading {filename}")
+    tok = token if token is not None else auth.current_token()
+    remote = remote or resolve_remote(repo_id, filename, revision, token=token)
+    final = final_path(remote, models_dir)
+    if final.exists() and final.stat().st_size == remote.size:
+        return _place(remote, final, models_dir)
+    part, sidecar = partial_paths(final)
+    with _Lock(final.with_name(final.name + ".part.lock"), filename):
+        offset = partial_size(remote, models_dir)
+        if offset == 0:
+            part.unlink(missing_ok=True)
+        check_disk_space([(final, remote.size - offset)], free_space)
+        _write_json_atomic(sidecar, _sidecar_record(remote))
+        hasher = _new_hasher(remote)
+        if offset:
+            _rehash_prefix(part, offset, hasher, handle, filename)
+        hasher = _transfer(remote, part, offset, hasher, handle, tok, retry, client, chunk_size)
+        got = hasher.hexdigest()
+        expected = _expected_digest(remote)
+        if expected and got != expected:
+            part.unlink(missing_ok=True)
+            sidecar.unlink(missing_ok=True)
+            algo = "sha256" if remote.sha256 else "git hash"
+            raise HashMismatchError(
+                f"{filename} from {repo_id} failed verification: its {algo} is {got[:16]}..., "
+                f"but the Hub says {expected[:16]}.... The corrupt download was deleted; "
+                "download it again.")
+        os.replace(part, final)
+        sidecar.unlink(missing_ok=True)
+    return _place(remote, final, models_dir)
+
+
+def _transfer(remote: RemoteFile, part: Path, offset: int, hasher, handle: TaskHandle,
+              token: Optional[str], retry: RetryPolicy, client, chunk_size: Optional[int]):
+    import httpx
+
+    own_client = client is None
+    if own_client:
+        client = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=True)
+    failures = 0
+    url = remote.url
+    try:
+        with open(part, "ab") as f:
+            handle.restart_clock(offset)
+            while offset < remote.size:
+                handle.check()
+                headers = _auth_headers(url, token)
+                if offset:
+                    headers["Range"] = f"bytes={offset}-"
+                try:
+                    with client.stream("GET", url, headers=headers) as resp:
+                        if resp.status_code in RETRY_STATUS:
+                            raise _Transient(f"HTTP {resp.status_code}")
+                        if resp.status_code in (401, 403, 404, 410) and url == remote.url:
+                            # A signed CDN URL may have expired: ask the Hub for a fresh one.
+                            url = resolve_remote(remote.repo_id, remote.filename, remote.commit or None,
+                                                 token=token).url
+                            raise _Transient(f"HTTP {resp.status_code}")
+                        if resp.status_code == 200 and offset:
+                            f.truncate(0)  # the server ignored Range: start over
+                            f.seek(0)
+                            offset = 0
+                            hasher = _new_hasher(remote)
+                        elif resp.status_code not in (200, 206):
+                            raise DownloadError(f"The server answered HTTP {resp.status_code} "
+                                                f"for {remote.filename}.")
+                        for block in resp.iter_raw(chunk_size):
+                            handle.check()
+                            if offset + len(block) > remote.size:
+                                raise DownloadError(f"The server sent more bytes than {remote.filename} has.")
+                            _write(f, block, part)
+                            hasher.update(block)
+                            offset += len(block)
+                            failures = 0
+                            handle.progress(offset, remote.size, unit="B", message=remote.filename)
+                    if offset < remote.size:
+                        raise _Transient("connection closed early")
+                except (httpx.TransportError, _Transient) as exc:
+                    f.flush()
+                    failures += 1
+                    if failures >= retry.attempts:
+                        raise DownloadError(f"Downloading {remote.filename} failed after {failures} "
+                                            f"attempts ({exc}). Run it again to resume from "
+                                            f"{format_bytes(offset)}.") from exc
+                    retry.pause(failures - 1, handle)
+            f.flush()
+            os.fsync(f.fileno())
+        return hasher
+    finally:
+        if own_client:
+            client.close()
+
+
+def _write(f, block: bytes, part: Path) -> None:
+    try:
+        f.write(block)
+    except OSError as exc:
+        if exc.errno == 28:  # ENOSPC
+            raise NotEnoughDiskSpace(f"The disk filled up while writing {part.name}. Free some space "
+                                     "and run the download again: it resumes where it stopped.") from exc
+        raise
+
+
+class _Transient(Exception):
+    pass
+
+
+def _place(remote: RemoteFile, final: Path, models_dir: Optional[Path]) -> Path:
+    """Link an HF-cache blob into its snapshot and record the ref, as huggingface_hub does."""
+    if goes_to_models_folder(remote.filename):
+        return final
+    snap = placed_path(remote, models_dir)
+    snap.parent.mkdir(parents=True, exist_ok=True)
+    if not snap.exists():
+        try:
+            snap.symlink_to(os.path.relpath(final, snap.parent))
+        except OSError:
+            shutil.copyfile(final, snap)
+    if remote.revision != remote.commit and remote.commit:
+        ref = repo_cache_dir(remote.repo_id) / "refs" / remote.revision
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(remote.commit)
+    return snap
