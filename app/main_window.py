@@ -478,6 +478,8 @@ class MainWindow(QMainWindow):
         QCoreApplication.sendPostedEvents(self)
         if self.session.generating:
             self.session.abandon()
+        self._count_timer.stop()
+        self._count_timer.timeout.disconnect()
         if self._owns_store:
             self.store.close()
         super().closeEvent(event)

@@ -1,0 +1,37 @@
+"""Shared pieces of the GUI tests: a window on SmolLM2 that always closes."""
+from __future__ import annotations
+
+import pytest
+
+from app.main_window import MainWindow
+from engine.types import GenerationParams
+
+
+@pytest.fixture
+def make_window(qtbot, smollm2_path):
+    """make_window(n_ctx=2048, **kw) -> a shown MainWindow with SmolLM2 loaded."""
+    made = []
+
+    def make(n_ctx: int = 2048, max_tokens: int = 24, **kw):
+        w = MainWindow(str(smollm2_path), n_ctx=n_ctx, **kw)
+        qtbot.addWidget(w)
+        made.append(w)
+        w.show()
+        qtbot.waitUntil(lambda: w.model_ready, timeout=60000)
+        w.params = GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=1)
+        w.session.params = w.params
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+def send_and_wait(qtbot, window, text: str, timeout: int = 60000) -> str:
+    with qtbot.waitSignal(window.reply_completed, timeout=timeout) as blocker:
+        window.send(text)
+    return blocker.args[0]
+
+
+def active_path(window):
+    return window.store.active_path(window.session.conversation_id)
