@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QWidget
 
 from common.task import format_bytes
 
@@ -23,7 +23,7 @@ class ModelBar(QWidget):
         self.setAttribute(Qt.WA_StyledBackground, True)
         self.picker = QComboBox()
         self.picker.setAccessibleName("Model")
-        self.picker.setMinimumContentsLength(28)
+        self.picker.setMinimumContentsLength(18)
         self.picker.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.details = QLabel("")
         self.details.setObjectName("MutedLabel")
@@ -32,8 +32,11 @@ class ModelBar(QWidget):
         self.progress.setRange(0, 0)
         self.progress.hide()
         self.gpu_plan = QLabel("")
+        self.gpu_plan.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
         self.gpu_plan.setObjectName("MutedLabel")
         self.gpu_plan.setAccessibleName("GPU plan")
+        self.gpu_plan.setMinimumWidth(60)
+        self.gpu_plan.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.manage_button = QPushButton("Models…")
         self.manage_button.setAccessibleName("Open the model manager")
         layout = QHBoxLayout(self)
@@ -41,8 +44,7 @@ class ModelBar(QWidget):
         layout.addWidget(self.picker)
         layout.addWidget(self.details)
         layout.addWidget(self.progress)
-        layout.addStretch(1)
-        layout.addWidget(self.gpu_plan)
+        layout.addWidget(self.gpu_plan, 1)
         layout.addWidget(self.manage_button)
         self._filling = False
         self.picker.currentIndexChanged.connect(self._on_picker_index_changed)
