@@ -21,7 +21,7 @@ from converters.quant_types import (DEFAULT_QUANT_TYPE, QUANT_TYPES, QUANT_TYPES
                                     tensor_bytes, tensor_type)
 from converters.quantize import default_threads, quantize_gguf
 from converters.tensor_plan import plan_tensors
-from converters.tokenizer_meta import read_tokenizer
+from converters.tokenizer_meta import TokenizerMeta, read_tokenizer
 from converters.verify import VerificationReport, verify_gguf
 from converters.write_gguf import write_gguf
 
@@ -54,22 +54,28 @@ def intermediate_dtype(ckpt: Checkpoint) -> str:
     return "BF16" if ckpt.source_dtype == "BF16" else "F16"
 
 
-def _metadata_bytes(src: Path) -> int:
-    tok = src / "tokenizer.json"
-    return (tok.stat().st_size if tok.exists() else 0) + 64 * 1024
+def _metadata_bytes(tok: TokenizerMeta, plan: list) -> int:
+    """GGUF header size: strings carry an 8-byte length; each tensor info and data is padded to 32."""
+    strings = sum(8 + len(t.encode("utf-8")) for t in tok.tokens) + 4 * len(tok.tokens)
+    strings += sum(8 + len(m.encode("utf-8")) for m in tok.merges)
+    strings += len((tok.chat_template or "").encode("utf-8"))
+    tensor_infos = sum(8 + len(t.gguf_name) + 4 + 8 * len(t.shape) + 4 + 8 + 32 for t in plan)
+    return strings + tensor_infos + 4096
 
 
-def _estimate(ckpt: Checkpoint, qtype: str) -> int:
+def _estimate(ckpt: Checkpoint, tok: TokenizerMeta, qtype: str) -> int:
     c = ckpt.config
     plan = plan_tensors(ckpt, "F16")
     total = sum(tensor_bytes(tensor_type(qtype, t.gguf_name, t.shape, c.n_layers, c.tie_word_embeddings),
                              t.shape) for t in plan)
-    return total + _metadata_bytes(ckpt.path)
+    return total + _metadata_bytes(tok, plan)
 
 
 def estimate_output_bytes(src_dir, qtype: str = DEFAULT_QUANT_TYPE) -> int:
     """Size in bytes of the GGUF that ``convert_checkpoint(src_dir, ..., qtype)`` will write."""
-    return _estimate(open_checkpoint(src_dir), _check_qtype(qtype))
+    qtype = _check_qtype(qtype)
+    ckpt = open_checkpoint(src_dir)
+    return _estimate(ckpt, read_tokenizer(ckpt.path, ckpt.config.vocab_size, ckpt.raw_config), qtype)
 
 
 def _remove(*paths: Optional[Path]) -> None:
@@ -98,8 +104,8 @@ def convert_checkpoint(src_dir, out_path, qtype: str = DEFAULT_QUANT_TYPE, *,
     plan = plan_tensors(ckpt, first_dtype)
 
     check_output_folder(out)
-    first_bytes = sum(t.nbytes for t in plan) + _metadata_bytes(ckpt.path)
-    out_bytes = _estimate(ckpt, qtype) if quantized else first_bytes
+    first_bytes = sum(t.nbytes for t in plan) + _metadata_bytes(tok, plan)
+    out_bytes = _estimate(ckpt, tok, qtype) if quantized else first_bytes
     check_disk_space(out.parent, out_bytes, first_bytes if quantized else 0)
 
     tmp_out = out.with_name(f".{out.name}.partial")
