@@ -58,7 +58,7 @@ def test_export_and_import_round_trip(filled, tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "llamadesk.chats", "version": 1, "conversations": [{}]}')
     assert main.main(["chats", "import", str(bad)]) == 1
-    assert capsys.readouterr().err.strip() == (
+    assert capsys.readouterr().err.splitlines()[-1] == (
         "error: bad.json: conversations[0].created: expected a time in seconds since 1970, "
         "found null")
 
