@@ -23,11 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class ProgressBar:
     """One self-rewriting terminal line per stage, redrawn at most 10 times a second."""
 
-    def __init__(self, stream=sys.stderr, width: int = 28):
-        self.stream, self.width = stream, width
+    def __init__(self, stream=None, width: int = 28):
+        self.stream, self.width = stream or sys.stderr, width
         self._stage = None
         self._last = 0.0
-        self._tty = stream.isatty()
+        self._tty = self.stream.isatty()
 
     def __call__(self, p) -> None:
         from common.task import format_bytes, format_eta

@@ -152,9 +152,12 @@ class MappedFile:
             self._mm.madvise(mmap.MADV_DONTNEED, start, end - start)
 
     def close(self) -> None:
-        self._view.release()
-        if self._mm is not None:
-            self._mm.close()
+        try:
+            self._view.release()
+            if self._mm is not None:
+                self._mm.close()
+        except BufferError:
+            pass  # an array still views the map (e.g. held by a traceback); it closes when freed
         self._f.close()
 
 

@@ -1,0 +1,55 @@
+"""`python main.py convert`: exit codes, verification report, one-sentence errors."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import gguf
+
+from main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_convert_command_writes_a_verified_file(tiny_llama, tmp_path, capsys):
+    out = tmp_path / "tiny.gguf"
+    rc = main(["convert", str(tiny_llama.path), "--out", str(out), "--type", "q4_0", "--threads", "2"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    for check in ("loads", "end_of_generation", "chat_template", "tokenizer_parity", "evaluates"):
+        assert f"[  ok] {check}" in captured.out
+    assert f"wrote {out}" in captured.out and "Q4_0" in captured.out
+    assert "quantizing" in captured.err and "converting" in captured.err  # the progress bar
+    assert gguf.GGUFReader(out).fields["general.file_type"].contents() == int(gguf.LlamaFileType.MOSTLY_Q4_0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.gguf"]
+
+
+def test_keep_intermediate_flag(tiny_llama, tmp_path, capsys):
+    out = tmp_path / "tiny.gguf"
+    rc = main(["convert", str(tiny_llama.path), "--out", str(out), "--type", "q8_0",
+               "--keep-intermediate", "--threads", "2"])
+    assert rc == 0
+    assert "kept intermediate" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.bf16.gguf", "tiny.gguf"]
+
+
+def test_expected_failure_is_one_sentence_without_traceback(tmp_path):
+    src = tmp_path / "empty-model"
+    src.mkdir()
+    proc = subprocess.run([sys.executable, "main.py", "convert", str(src), "--out", str(tmp_path / "x.gguf")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "config.json" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.gguf").exists()
+
+
+def test_unknown_type_is_rejected_by_the_parser(tiny_llama, tmp_path, capsys):
+    try:
+        main(["convert", str(tiny_llama.path), "--out", str(tmp_path / "x.gguf"), "--type", "q2_k"])
+    except SystemExit as e:
+        assert e.code == 2
+    assert "invalid choice" in capsys.readouterr().err
