@@ -55,6 +55,8 @@ UPDATE conversations SET active_leaf = (
       AND NOT EXISTS (SELECT 1 FROM messages c WHERE c.parent_id = m.id)
     ORDER BY m.created DESC, m.id DESC LIMIT 1);
 CREATE INDEX conversations_listing ON conversations(deleted, pinned, updated);
+-- Opening looks for replies a crash left streaming: keep that lookup off the table scan.
+CREATE INDEX messages_streaming ON messages(state) WHERE state = 'streaming';
 """
 
 V3 = """

@@ -27,7 +27,7 @@ from chat import schema
 from chat.lock import WriterLock
 from chat.messages import MessageOps
 from chat.model import (ChatStoreError, Conversation, NotFoundError, SearchHit,
-                        StoreReadOnlyError, STREAMING, INTERRUPTED, UNTITLED)
+                        StoreReadOnlyError, INTERRUPTED, UNTITLED)
 
 ConvIds = Union[int, Iterable[int], None]
 
@@ -119,8 +119,9 @@ class ChatStore(MessageOps):
 
     def _recover_interrupted(self) -> list[int]:
         with self._writing() as db:
-            ids = [r[0] for r in db.execute("SELECT id FROM messages WHERE state = ?", (STREAMING,))]
-            db.execute("UPDATE messages SET state = ? WHERE state = ?", (INTERRUPTED, STREAMING))
+            # The literal matches the partial index messages_streaming (a parameter would not).
+            ids = [r[0] for r in db.execute("SELECT id FROM messages WHERE state = 'streaming'")]
+            db.execute("UPDATE messages SET state = ? WHERE state = 'streaming'", (INTERRUPTED,))
         return ids
 
     def close(self) -> None:
