@@ -86,6 +86,9 @@ class ChatStore(MessageOps):
                 store = cls(conn, path, read_only=False, lock=lock, clock=clock)
                 store.recovered = store._recover_interrupted()
                 return store
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                raise ChatStoreError(f"{path} is not a readable chat database ({exc})") from exc
             except BaseException:
                 conn.close()
                 raise

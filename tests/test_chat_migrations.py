@@ -105,3 +105,11 @@ def test_read_only_open_asks_for_an_upgrade_first(tmp_path):
         ChatStore.open(db, read_only=True)
     with pytest.raises(ChatStoreError, match="no chat database"):
         ChatStore.open(tmp_path / "missing.sqlite3", read_only=True)
+
+
+def test_a_file_that_is_not_a_database_gets_a_clear_error(tmp_path):
+    db = tmp_path / "chats.sqlite3"
+    db.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(ChatStoreError, match="is not a readable chat database"):
+        ChatStore.open(db)
+    assert db.read_bytes().startswith(b"this is not sqlite")     # left as it was
