@@ -53,6 +53,7 @@ class MainWindow(QMainWindow):
         self.model_info = None
         self._editing_id: Optional[int] = None
         self._dialogs: list = []
+        self._downloads = None
         self._build()
         self._connect_engine()
         self._bind_shortcuts()
@@ -405,9 +406,17 @@ class MainWindow(QMainWindow):
 
     def open_model_manager(self):
         from app.models_manager.manager_window import ModelManagerWindow
+        from app.settings.token_store import save_token_in_background
 
-        win = ModelManagerWindow(self.settings, self)
+        if self._downloads is None:
+            from app.models_manager.download_bridge import DownloadBridge
+            from app.model_choices import models_folder
+
+            self._downloads = DownloadBridge(models_folder(self.settings), parent=self)
+        win = ModelManagerWindow(self.settings, self._downloads, self)
         win.model_ready.connect(self._on_manager_model_ready)
+        win.token_entered.connect(
+            lambda token: save_token_in_background(token, lambda msg: self.statusBar().showMessage(msg, 8000)))
         win.show()
         self._dialogs.append(win)
         return win
@@ -470,6 +479,8 @@ class MainWindow(QMainWindow):
         for win in self._dialogs:
             win.close()
         BackgroundOp.cancel_all_and_wait()
+        if self._downloads is not None:
+            self._downloads.shutdown()
         self.worker.stop()
         self._shutdown_requested.emit()
         self.thread.stop_and_wait()
