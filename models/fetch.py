@@ -408,8 +408,15 @@ class _Transient(Exception):
 
 
 def _place(remote: RemoteFile, final: Path, models_dir: Optional[Path]) -> Path:
-    """Link an HF-cache blob into its snapshot and record the ref, as huggingface_hub does."""
+    """Link an HF-cache blob into its snapshot and record the ref, as huggingface_hub does.
+
+    A GGUF in the models folder gets its provenance recorded in the library instead."""
     if goes_to_models_folder(remote.filename):
+        from models.gguf_names import quant_from_name
+        from models.library import record_provenance
+
+        record_provenance(final, origin="downloaded", repo_id=remote.repo_id, revision=remote.commit,
+                          quant=quant_from_name(remote.filename))
         return final
     snap = placed_path(remote, models_dir)
     snap.parent.mkdir(parents=True, exist_ok=True)
