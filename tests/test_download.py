@@ -197,3 +197,10 @@ def _readline_within(proc, seconds):
     t.start()
     t.join(seconds)
     return out[0] if out else ""
+
+
+def test_download_benchmark_runs_on_a_small_file():
+    out = subprocess.run([sys.executable, "bench/download.py", "--size-mb", "4", "--rounds", "1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode in (0, 1), out.stderr  # 1 = ratio below target; not a test of speed
+    assert "ratio ours/plain" in out.stdout
