@@ -102,6 +102,17 @@ class DownloadManager:
             self._queue.put(job.snap.job_id)
         return ids
 
+    def enqueue_plan(self, remotes: list) -> list[int]:
+        """Enqueue files resolved by ``repo_download.plan_download`` after checking that the
+        whole request fits on disk (raises ``NotEnoughDiskSpace`` and enqueues nothing)."""
+        from models.repo_download import bytes_still_needed
+
+        fetch.check_disk_space(bytes_still_needed(remotes, self.models_dir), self._free_space)
+        ids = []
+        for r in remotes:
+            ids += self.enqueue(r.repo_id, [r.filename], r.commit or r.revision)
+        return ids
+
     def pause(self, job_id: int) -> None:
         self._stop(job_id, PAUSED)
 

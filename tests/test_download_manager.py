@@ -86,3 +86,20 @@ def test_failure_is_reported_on_the_job(hub_server, tmp_path):
         assert dm.wait([job], timeout=60)
         snap = dm.job(job)
     assert snap.state == FAILED and "failed verification" in snap.error
+
+
+def test_whole_request_is_refused_when_it_does_not_fit(hub_server, tmp_path):
+    import pytest
+
+    from models.fetch import NotEnoughDiskSpace
+    from models.repo_download import plan_download
+
+    plan = plan_download(GGUF_REPO, ["*.gguf"])
+    need = sum(r.size for r in plan)
+    with DownloadManager(models_dir=tmp_path, free_space=lambda p: need - 1) as dm:
+        with pytest.raises(NotEnoughDiskSpace, match="Not enough disk space: this download needs"):
+            dm.enqueue_plan(plan)
+        assert dm.jobs() == []
+    with DownloadManager(models_dir=tmp_path, free_space=lambda p: need, retry=NO_WAIT) as dm:
+        ids = dm.enqueue_plan(plan)
+        assert dm.wait(ids, timeout=60) and all(s.state == DONE for s in dm.jobs())
