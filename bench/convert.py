@@ -7,7 +7,7 @@ random weights, tied embeddings, rope scaling), then runs `python main.py conver
 --type f16, bf16 and q4_k_m, each in a fresh process measured with wait4() (so the
 quantizer child is included). Same-run anchors:
 - a plain copy of the checkpoint's shards (disk speed, for the bf16 byte copy);
-- when `torch` is importable: llama.cpp's own convert_hf_to_gguf.py from the llama.cpp
+- when torch and transformers are importable (here or by --theirs-python): llama.cpp's own convert_hf_to_gguf.py from the llama.cpp
   source that the llama-cpp-python sdist vendors (downloaded with pip when
   --llama-cpp-src is not given), plus llama.cpp's quantizer (llama_model_quantize,
   the function llama-quantize calls) on its F16 output.
@@ -119,6 +119,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--shape", choices=("1b", "tiny"), default="1b")
     ap.add_argument("--llama-cpp-src", default=None, help="llama.cpp source tree with convert_hf_to_gguf.py")
+    ap.add_argument("--theirs-python", default=sys.executable,
+                    help="Python with torch and transformers for llama.cpp's converter (default: this one)")
     ap.add_argument("--skip-theirs", action="store_true")
     args = ap.parse_args()
     work = Path(args.workdir)
@@ -150,10 +152,11 @@ def main() -> int:
         (out / f"ours-{qtype}.gguf").unlink()
 
     theirs_reason = None
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        theirs_reason = "torch is not installed (llama.cpp's convert_hf_to_gguf.py needs it)"
+    has_torch = subprocess.run([args.theirs_python, "-c", "import torch, transformers"],
+                               capture_output=True).returncode == 0
+    if not has_torch:
+        theirs_reason = (f"torch and transformers are not importable by {args.theirs_python} "
+                         f"(llama.cpp's convert_hf_to_gguf.py needs them; see --theirs-python)")
     if args.skip_theirs:
         theirs_reason = "--skip-theirs"
     src = None if theirs_reason else llama_cpp_source(work, args.llama_cpp_src)
@@ -163,7 +166,7 @@ def main() -> int:
         env = dict(os.environ, NO_LOCAL_GGUF="")
         for outtype in ("f16", "bf16"):
             target = out / f"theirs-{outtype}.gguf"
-            r = measure([sys.executable, "-c", THEIRS_WRAPPER, str(src), str(ckpt), "--outtype", outtype,
+            r = measure([args.theirs_python, "-c", THEIRS_WRAPPER, str(src), str(ckpt), "--outtype", outtype,
                          "--outfile", str(target)], env=env)
             if r["rc"] != 0:
                 theirs_reason = "convert_hf_to_gguf.py failed: " + r["out"][-500:]

@@ -16,7 +16,7 @@ from typing import Optional
 
 from converters.verify_corpus import TOKENIZER_CORPUS
 
-EVALUATE_MAX_BYTES = 1024 ** 3  # above this, evaluating would map more than the memory target
+FULL_LOAD_MAX_BYTES = 1024 ** 3  # above this, building or evaluating would map more than the memory target
 TWO_TURNS = [
     {"role": "system", "content": "You are a helpful assistant."},
     {"role": "user", "content": "What is the capital of France?"},
@@ -75,14 +75,16 @@ def render_chat_template(template: str, messages, bos_token: str, eos_token: str
 class _LoadedModel:
     """A model built by llama.cpp from a memory-mapped GGUF without reading its weights."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, vocab_only: bool):
         import llama_cpp
 
         self._lib = llama_cpp
+        self.vocab_only = vocab_only
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = 0
         params.use_mmap = True
         params.use_extra_bufts = False  # no repacked weight copies: this must stay cheap in memory
+        params.vocab_only = vocab_only
         with _quiet_llama_log():
             self.model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
         self.vocab = llama_cpp.llama_model_get_vocab(self.model) if self.model else None
@@ -105,11 +107,13 @@ class _LoadedModel:
 
     def describe(self) -> str:
         lib = self._lib
+        if self.vocab_only:
+            return f"llama.cpp read it: {lib.llama_vocab_n_tokens(self.vocab)} tokens"
         desc = ctypes.create_string_buffer(128)
         lib.llama_model_desc(self.model, desc, len(desc))
-        return (f"{desc.value.decode(errors='replace')}: {lib.llama_model_n_params(self.model) / 1e6:.1f} M "
-                f"parameters, {lib.llama_model_n_layer(self.model)} layers, "
-                f"{lib.llama_vocab_n_tokens(self.vocab)} tokens")
+        return (f"llama.cpp built {desc.value.decode(errors='replace')}: "
+                f"{lib.llama_model_n_params(self.model) / 1e6:.1f} M parameters, "
+                f"{lib.llama_model_n_layer(self.model)} layers, {lib.llama_vocab_n_tokens(self.vocab)} tokens")
 
 
 class _quiet_llama_log:
@@ -129,12 +133,20 @@ class _quiet_llama_log:
 def verify_gguf(path: Path, tokenizer_json: Optional[Path] = None, *, threads: Optional[int] = None,
                 eot_text: str = "<|eot_id|>") -> VerificationReport:
     report = VerificationReport(Path(path))
-    model = _LoadedModel(path)
+    report.checks.append(check_tensor_layout(path))
+    if not report.checks[-1].ok:
+        return report
+    # llama.cpp maps the whole file with MAP_POPULATE when it builds a model, so above the
+    # memory target only the header and vocabulary go through it; the layout check above
+    # has then compared every tensor with what llama.cpp's llama architecture requires.
+    full = Path(path).stat().st_size <= FULL_LOAD_MAX_BYTES
+    model = _LoadedModel(path, vocab_only=not full)
     try:
         if not model.model:
             report.checks.append(Check("loads", False, "llama.cpp could not load the file"))
             return report
-        report.checks.append(Check("loads", True, model.describe()))
+        how = "" if full else " (header and vocabulary; weights not mapped, to keep memory bounded)"
+        report.checks.append(Check("loads", True, model.describe() + how))
         report.checks.append(_check_eog(model, eot_text))
         report.checks.append(_check_template(model))
         report.checks.append(_check_tokenizer(model, tokenizer_json))
@@ -142,6 +154,57 @@ def verify_gguf(path: Path, tokenizer_json: Optional[Path] = None, *, threads: O
         model.close()
     report.checks.append(_check_decode(path, threads))
     return report
+
+
+def _llama_tensor_shapes(meta: dict) -> dict[str, tuple[int, ...]]:
+    """GGUF shapes (innermost dim first) that llama.cpp's llama architecture needs."""
+    n_embd, n_ff = meta["llama.embedding_length"], meta["llama.feed_forward_length"]
+    n_head, n_kv = meta["llama.attention.head_count"], meta["llama.attention.head_count_kv"]
+    head_dim = meta.get("llama.attention.key_length", n_embd // n_head)
+    n_vocab = meta["n_vocab"]
+    shapes = {"token_embd.weight": (n_embd, n_vocab), "output_norm.weight": (n_embd,)}
+    for i in range(meta["llama.block_count"]):
+        b = f"blk.{i}."
+        shapes.update({b + "attn_norm.weight": (n_embd,), b + "attn_q.weight": (n_embd, n_head * head_dim),
+                       b + "attn_k.weight": (n_embd, n_kv * head_dim), b + "attn_v.weight": (n_embd, n_kv * head_dim),
+                       b + "attn_output.weight": (n_head * head_dim, n_embd), b + "ffn_norm.weight": (n_embd,),
+                       b + "ffn_gate.weight": (n_embd, n_ff), b + "ffn_up.weight": (n_embd, n_ff),
+                       b + "ffn_down.weight": (n_ff, n_embd)})
+    return shapes
+
+
+def check_tensor_layout(path: Path) -> Check:
+    """Every tensor the llama architecture needs is present, shaped right, and inside the file."""
+    import gguf
+
+    from converters.gguf_layout import read_layout
+
+    try:
+        layout = read_layout(path)
+    except (OSError, ValueError) as e:
+        return Check("tensors", False, f"the GGUF header cannot be read: {e}")
+    meta = {k: v for k, v in layout.metadata.items() if k.startswith("llama.")}
+    meta["n_vocab"] = layout.metadata.get("tokenizer.ggml.tokens", 0)
+    try:
+        expected = _llama_tensor_shapes(meta)
+    except KeyError as e:
+        return Check("tensors", False, f"the metadata lacks {e}")
+    found = {t.name: t for t in layout.tensors}
+    for name, shape in expected.items():
+        t = found.get(name)
+        if t is None:
+            return Check("tensors", False, f"{name} is missing")
+        if t.shape != shape:
+            return Check("tensors", False, f"{name} has shape {list(t.shape)}, expected {list(shape)}")
+    end = max(t.offset + t.nbytes for t in layout.tensors)
+    if end > layout.file_size:
+        return Check("tensors", False, f"tensor data runs past the end of the file "
+                                       f"({end} > {layout.file_size} bytes)")
+    extra = sorted(set(found) - set(expected) - {"output.weight", "rope_freqs.weight"})
+    if extra:
+        return Check("tensors", False, f"unexpected tensors: {', '.join(extra[:3])}")
+    types = sorted({gguf.GGMLQuantizationType(t.ggml_type).name for t in layout.tensors})
+    return Check("tensors", True, f"{len(found)} tensors laid out as llama.cpp expects ({', '.join(types)})")
 
 
 def _check_eog(model: _LoadedModel, eot_text: str) -> Check:
@@ -202,7 +265,7 @@ def _check_decode(path: Path, threads: Optional[int]) -> Check:
     import numpy as np
 
     size = Path(path).stat().st_size
-    if size > EVALUATE_MAX_BYTES:
+    if size > FULL_LOAD_MAX_BYTES:
         return Check("evaluates", True, f"skipped for a {size / 1e9:.1f} GB file to keep memory bounded "
                                         f"(reading every weight would map all of it)", skipped=True)
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=32, n_batch=32, logits_all=True, n_gpu_layers=0,
