@@ -1,0 +1,56 @@
+"""Builds llama.cpp's own llama-bench from the source vendored in the llama-cpp-python sdist.
+
+The binary is cached under bench/.cache (git-ignored). Same llama.cpp version as the
+bindings, same CMake flags as the project's build (scripts/llama_cmake_args.sh).
+
+    python bench/llama_tools.py        # prints the path of llama-bench, building it once
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+import subprocess
+import sys
+import tarfile
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "bench" / ".cache"
+
+
+def _cmake_args(kind: str) -> list[str]:
+    out = subprocess.run(["sh", str(ROOT / "scripts" / "llama_cmake_args.sh"), kind],
+                         capture_output=True, text=True, check=True).stdout
+    return shlex.split(out)
+
+
+def llama_bench_path(kind: str = "cpu") -> Path:
+    version = metadata.version("llama-cpp-python")
+    build = CACHE / f"llama-cpp-{version}-{kind}"
+    exe = build / "bin" / "llama-bench"
+    if exe.exists():
+        return exe
+    CACHE.mkdir(parents=True, exist_ok=True)
+    sdists = glob.glob(str(CACHE / f"llama_cpp_python-{version}.tar.gz"))
+    if not sdists:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
+                        f"llama-cpp-python=={version}", "-d", str(CACHE)], check=True)
+        sdists = glob.glob(str(CACHE / f"llama_cpp_python-{version}.tar.gz"))
+    src = CACHE / f"llama_cpp_python-{version}"
+    if not src.exists():
+        with tarfile.open(sdists[0]) as tar:
+            tar.extractall(CACHE, filter="data")
+    llama_src = src / "vendor" / "llama.cpp"
+    args = ["-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
+            "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DBUILD_SHARED_LIBS=OFF",
+            *_cmake_args(kind)]
+    subprocess.run(["cmake", "-S", str(llama_src), "-B", str(build), *args], check=True)
+    subprocess.run(["cmake", "--build", str(build), "--target", "llama-bench", "-j",
+                    str(os.cpu_count() or 2)], check=True)
+    return exe
+
+
+if __name__ == "__main__":
+    print(llama_bench_path(sys.argv[1] if len(sys.argv) > 1 else "cpu"))
