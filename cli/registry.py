@@ -25,6 +25,7 @@ COMMANDS: list[Command] = [
     Command("search", "cli.search_cmd", "search the Hugging Face Hub for models, or list a repo's files"),
     Command("download", "cli.download_cmd", "download a model from the Hub (resumable, verified)"),
     Command("models", "cli.models_cmd", "list the models on this computer"),
+    Command("chat", "cli.chat_cmd", "chat with a model in the terminal (one-shot with --prompt)"),
 ]
 
 

@@ -1,0 +1,132 @@
+"""`llamadesk chat`: talk to a model from the terminal (one-shot with --prompt, else interactive)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True,
+                        help="a GGUF path, a file name in the models folder, or with --remote the model id")
+    parser.add_argument("--system", default=None, help="system prompt")
+    parser.add_argument("--prompt", default=None, help="ask once and exit (otherwise interactive)")
+    parser.add_argument("--remote", default=None, metavar="URL",
+                        help="an OpenAI-compatible server (key from LLAMADESK_API_KEY)")
+    parser.add_argument("--n-ctx", type=int, default=None, help="context window (default: min(8192, trained))")
+    parser.add_argument("--gpu-layers", default="auto", help="layers to offload: a number, or auto")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--max-tokens", type=int, default=512)
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--stats", choices=["text", "json"], default=None,
+                        help="print reply statistics to stderr (json: one object on the last line)")
+
+
+def resolve_model(name: str) -> Path:
+    from common.paths import data_paths
+
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    models = data_paths().models
+    for candidate in (models / name, models / f"{name}.gguf"):
+        if candidate.is_file():
+            return candidate
+    matches = sorted(models.rglob(f"*{name}*.gguf")) if models.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    if name in ("smollm2", "demo"):
+        from models.bundled import bundled_model_path
+
+        bundled = bundled_model_path()
+        if bundled:
+            return bundled
+    raise FileNotFoundError(f"No model file {name!r} (looked for a path, then in {models}).")
+
+
+def make_backend(args):
+    if args.remote:
+        import os
+
+        from engine.remote_backend import RemoteBackend
+
+        return RemoteBackend(args.remote, api_key=os.environ.get("LLAMADESK_API_KEY"),
+                             model=args.model, n_ctx=args.n_ctx or 0)
+    from engine.llama_backend import LlamaCppBackend
+
+    layers = args.gpu_layers if args.gpu_layers == "auto" else int(args.gpu_layers)
+    return LlamaCppBackend(resolve_model(args.model), n_ctx=args.n_ctx, n_gpu_layers=layers,
+                           n_threads=args.threads)
+
+
+def print_stats(stats, mode: str) -> None:
+    if mode == "json":
+        print(json.dumps({"ttft_s": stats.ttft_s, "prompt_tokens": stats.prompt_tokens,
+                          "prompt_evaluated": stats.prompt_evaluated, "prompt_tps": stats.prompt_tps,
+                          "gen_tokens": stats.gen_tokens, "gen_tps": stats.gen_tps,
+                          "ctx_used": stats.ctx_used, "n_ctx": stats.n_ctx,
+                          "gpu_layers": stats.gpu_layers, "stop_reason": stats.stop_reason,
+                          "dropped": list(stats.dropped)}), file=sys.stderr)
+    else:
+        ttft = f"{stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else "-"
+        fmt = lambda v: f"{v:.1f}" if v else "-"  # noqa: E731
+        print(f"[first token {ttft}, prompt {stats.prompt_tokens} tokens ({fmt(stats.prompt_tps)} tok/s), "
+              f"reply {stats.gen_tokens} tokens ({fmt(stats.gen_tps)} tok/s), "
+              f"context {stats.ctx_used}/{stats.n_ctx}]", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from common.task import TaskHandle
+    from engine.backend import EngineError
+    from engine.types import ChatMessage, GenerationParams
+
+    try:
+        backend = make_backend(args)
+        backend.load(TaskHandle())
+    except (EngineError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if getattr(backend, "plan_text", "") and args.stats != "json":
+        print(backend.plan_text, file=sys.stderr)
+    params = GenerationParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
+    history = [ChatMessage("system", args.system)] if args.system else []
+    interactive = args.prompt is None
+    try:
+        while True:
+            if interactive:
+                try:
+                    text = input("> ")
+                except EOFError:
+                    print()
+                    return 0
+                if not text.strip():
+                    continue
+            else:
+                text = args.prompt
+            history.append(ChatMessage("user", text))
+            reply = []
+            try:
+                for piece in backend.stream_chat(history, params):
+                    reply.append(piece)
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+            except EngineError as exc:
+                history.pop()
+                print(f"\nerror: {exc}", file=sys.stderr)
+                if not interactive:
+                    return 1
+                continue
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            history.append(ChatMessage("assistant", "".join(reply)))
+            if backend.last_stats is not None and backend.last_stats.dropped:
+                print(f"[{len(backend.last_stats.dropped)} older messages no longer fit the context "
+                      "window and were left out]", file=sys.stderr)
+            if args.stats and backend.last_stats is not None:
+                print_stats(backend.last_stats, args.stats)
+            if not interactive:
+                return 0
+    finally:
+        backend.unload()
