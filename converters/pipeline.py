@@ -114,7 +114,7 @@ def convert_checkpoint(src_dir, out_path, qtype: str = DEFAULT_QUANT_TYPE, *,
     convert_s = quantize_s = 0.0
     try:
         handle.restart_clock()
-        write_gguf(ckpt, tok, plan, tmp_mid or tmp_out, first_dtype, handle)
+        write_gguf(ckpt, tok, plan, tmp_mid or tmp_out, first_dtype, handle, threads=threads)
         convert_s = time.perf_counter() - t0
         if quantized:
             handle.restart_clock()

@@ -9,6 +9,8 @@ size. bf16 -> BF16 without permutation is a plain byte copy.
 from __future__ import annotations
 
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -22,7 +24,7 @@ from converters.safetensors_reader import DTYPES, MappedFile, row_blocks
 from converters.tensor_plan import PlannedTensor, permute_qk
 from converters.tokenizer_meta import TokenizerMeta
 
-BLOCK_BYTES = 32 * 1024 * 1024
+BLOCK_BYTES = 8 * 1024 * 1024
 _NP_OUT = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2")}
 
 
@@ -48,7 +50,7 @@ def convert_block(raw: np.ndarray, src: str, dst: str) -> np.ndarray:
 
 
 def write_gguf(ckpt: Checkpoint, tok: TokenizerMeta, plan: list[PlannedTensor], out_path: Path,
-               out_dtype: str, handle: Optional[TaskHandle] = None) -> None:
+               out_dtype: str, handle: Optional[TaskHandle] = None, threads: int = 1) -> None:
     """Write the planned tensors to ``out_path`` (a temporary name; the caller renames)."""
     handle = handle or TaskHandle()
     writer = gguf.GGUFWriter(str(out_path), "llama")
@@ -59,6 +61,7 @@ def write_gguf(ckpt: Checkpoint, tok: TokenizerMeta, plan: list[PlannedTensor], 
     files: dict[Path, MappedFile] = {}
     total = sum(t.source.nbytes if t.source else t.nbytes for t in plan)
     done = 0
+    pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="gguf-convert")
     try:
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
@@ -76,7 +79,7 @@ def write_gguf(ckpt: Checkpoint, tok: TokenizerMeta, plan: list[PlannedTensor], 
                 mf = files.get(t.source.file)
                 if mf is None:
                     mf = files[t.source.file] = MappedFile(t.source.file)
-                for nbytes in _write_tensor(fout, mf, t, handle):
+                for nbytes in _write_tensor(fout, mf, t, handle, pool, 2 * max(1, threads)):
                     done += nbytes
                     handle.progress(done, total, unit="B", message=t.gguf_name, stage="convert",
                                     tensor=i, tensors=len(plan))
@@ -86,12 +89,14 @@ def write_gguf(ckpt: Checkpoint, tok: TokenizerMeta, plan: list[PlannedTensor], 
         fout.flush()
         os.fsync(fout.fileno())
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         writer.close()
         for mf in files.values():
             mf.close()
 
 
-def _write_tensor(fout, mf: MappedFile, t: PlannedTensor, handle: TaskHandle):
+def _write_tensor(fout, mf: MappedFile, t: PlannedTensor, handle: TaskHandle, pool: ThreadPoolExecutor,
+                  depth: int):
     ref = t.source
     np_src = DTYPES[ref.dtype][0]
     if ref.dtype == t.out_dtype and not t.permute_heads:
@@ -104,16 +109,31 @@ def _write_tensor(fout, mf: MappedFile, t: PlannedTensor, handle: TaskHandle):
         return
     cols = ref.shape[1] if len(ref.shape) == 2 else ref.shape[0] if ref.shape else 1
     head_rows = ref.shape[0] // t.permute_heads if t.permute_heads else 1
-    for r0, n in row_blocks(ref, BLOCK_BYTES, head_rows):
-        handle.check()
+
+    def work(r0: int, n: int):
         off, nbytes = ref.offset + r0 * ref.row_bytes, n * ref.row_bytes
         raw = mf.array(off, nbytes // np_src.itemsize, np_src)
         if len(ref.shape) == 2:
             raw = raw.reshape(n, cols)
         if t.permute_heads:
             raw = permute_qk(raw, n // head_rows)
-        out = convert_block(raw, ref.dtype, t.out_dtype)
-        fout.write(np.ascontiguousarray(out, dtype=_NP_OUT[t.out_dtype]).data)
-        del raw, out
+        return off, nbytes, np.ascontiguousarray(convert_block(raw, ref.dtype, t.out_dtype),
+                                                 dtype=_NP_OUT[t.out_dtype])
+
+    # Blocks convert in parallel (numpy releases the GIL) and are written in order; at most
+    # two per worker are in flight, so memory stays a few blocks.
+    pending: deque = deque()
+    blocks = iter(row_blocks(ref, BLOCK_BYTES, head_rows))
+    while True:
+        for r0, n in blocks:
+            handle.check()
+            pending.append(pool.submit(work, r0, n))
+            if len(pending) >= depth:
+                break
+        if not pending:
+            return
+        off, nbytes, out = pending.popleft().result()
+        fout.write(out.data)
+        del out
         mf.release(off, nbytes)
         yield nbytes
