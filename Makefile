@@ -66,3 +66,8 @@ $(TEST_STAMP): pyproject.toml $(RUN_STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The README's screenshots, drawn under a virtual X server. Needs Debian's xvfb,
+# libxcb-cursor0, libxcb-icccm4 and libxcb-keysyms1 (apt-get install them once).
+screenshots: $(TEST_STAMP)
+	xvfb-run -a -s "-screen 0 1280x800x24" $(PY) docs/screenshots/make_screenshots.py

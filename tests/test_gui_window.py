@@ -21,7 +21,7 @@ def test_sidebar_new_rename_pin_delete_undo_search(qtbot, make_window):
     titles = [w.sidebar.list.item(i).text() for i in range(w.sidebar.list.count())]
     assert titles == ["Bananas", "Apples"]
     w.sidebar.pin_requested.emit(a, True)
-    assert w.sidebar.list.item(0).text() == "📌 Apples"
+    assert w.sidebar.list.item(0).text() == "★ Apples"
     w.sidebar.rename_requested.emit(b, "Yellow fruit")
     qtbot.waitUntil(lambda: "Yellow fruit" in w.sidebar.list.item(1).text())
     w.sidebar.list.setCurrentRow(1)

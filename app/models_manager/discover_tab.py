@@ -106,7 +106,7 @@ class DiscoverTab(QWidget):
     def _on_search_done(self, rows) -> None:
         self.results.clear()
         for r in rows:
-            lock = "🔒 " if r.gated else ""
+            lock = "[gated] " if r.gated else ""
             item = QListWidgetItem(f"{lock}{r.repo_id}\n   {r.kind} · {r.downloads:,} downloads · {r.likes} likes")
             item.setData(Qt.UserRole, r.repo_id)
             self.results.addItem(item)
@@ -149,7 +149,7 @@ class DiscoverTab(QWidget):
         from models import hub_env
 
         url = f"{hub_env.endpoint()}/{repo_id}"
-        self.gated_label.setText(f"🔒 {message} <a href=\"{url}\">Open the licence page</a>")
+        self.gated_label.setText(f"{message} <a href=\"{url}\">Open the licence page</a>")
         self.gated_label.show()
         self.token_row.show()
 

@@ -26,8 +26,8 @@ class DownloadsTab(QWidget):
         self.table.setAccessibleName("Downloads")
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setColumnWidth(0, 260)
-        self.table.setColumnWidth(1, 180)
+        for col, width in enumerate((250, 170, 80, 56, 80)):
+            self.table.setColumnWidth(col, width)
         self.summary = QLabel("No downloads yet.")
         self.summary.setObjectName("MutedLabel")
         layout = QVBoxLayout(self)

@@ -47,6 +47,8 @@ class ConversationList(QWidget):
         self.list.setAccessibleName("Conversations")
         self.list.setContextMenuPolicy(Qt.CustomContextMenu)
         self.list.setEditTriggers(QListWidget.EditKeyPressed)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.ElideRight)
         self.show_archived = QCheckBox("Show archived")
         self.undo_button = QPushButton("Undo delete")
         self.undo_button.setAccessibleName("Undo delete")
@@ -85,7 +87,7 @@ class ConversationList(QWidget):
         self.list.clear()
         for conv in conversations:
             title = conv.display_title
-            label = ("📌 " if conv.pinned else "") + title + ("  (archived)" if conv.archived else "")
+            label = ("★ " if conv.pinned else "") + title + ("  (archived)" if conv.archived else "")
             item = QListWidgetItem(label)
             item.setData(ID_ROLE, conv.id)
             item.setData(HIT_ROLE, None)
@@ -148,7 +150,7 @@ class ConversationList(QWidget):
     def _on_list_item_changed(self, item) -> None:
         if self._filling or item.data(HIT_ROLE) is not None:
             return
-        title = item.text().removeprefix("📌 ").removesuffix("  (archived)").strip()
+        title = item.text().removeprefix("★ ").removesuffix("  (archived)").strip()
         if title:
             self.rename_requested.emit(item.data(ID_ROLE), title)
 
@@ -157,7 +159,7 @@ class ConversationList(QWidget):
         if item is None or item.data(ID_ROLE) is None or item.data(HIT_ROLE) is not None:
             return
         conv_id = item.data(ID_ROLE)
-        pinned = item.text().startswith("📌 ")
+        pinned = item.text().startswith("★ ")
         archived = item.text().endswith("(archived)")
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.list.editItem(item))

@@ -23,7 +23,7 @@ class ModelBar(QWidget):
         self.setAttribute(Qt.WA_StyledBackground, True)
         self.picker = QComboBox()
         self.picker.setAccessibleName("Model")
-        self.picker.setMinimumContentsLength(18)
+        self.picker.setMinimumContentsLength(26)
         self.picker.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.details = QLabel("")
         self.details.setObjectName("MutedLabel")
