@@ -39,9 +39,10 @@ import sys, runpy
 src = sys.argv.pop(1)
 sys.path.insert(0, src); sys.path.insert(0, src + "/gguf-py")
 import convert_hf_to_gguf as m
-for cls in vars(m).values():
-    if isinstance(cls, type) and hasattr(cls, "get_vocab_base_pre"):
-        cls.get_vocab_base_pre = lambda self, tokenizer: "llama-bpe"
+for mod in [m] + [v for k, v in list(sys.modules.items()) if k.split(".")[0] == "conversion"]:
+    for cls in list(vars(mod).values()):
+        if isinstance(cls, type) and "get_vocab_base_pre" in vars(cls):
+            cls.get_vocab_base_pre = lambda self, tokenizer: "llama-bpe"
 sys.argv[0] = src + "/convert_hf_to_gguf.py"
 sys.exit(m.main())
 """
@@ -109,6 +110,34 @@ def llama_cpp_source(workdir: Path, given) -> Path | None:
     return dest
 
 
+def compare_tensors(ours: Path, theirs: Path) -> str:
+    """How many tensors are byte-identical; the largest difference among the others."""
+    import numpy as np
+
+    from converters.gguf_layout import read_layout
+
+    a, b = read_layout(ours), read_layout(theirs)
+    tb = {t.name: t for t in b.tensors}
+    same, worst = 0, []
+    for t in a.tensors:
+        u = tb.get(t.name)
+        if u is None or u.ggml_type != t.ggml_type or u.nbytes != t.nbytes:
+            worst.append(f"{t.name} differs in type or size")
+            continue
+        x = np.memmap(ours, np.uint8, "r", t.offset, t.nbytes)
+        y = np.memmap(theirs, np.uint8, "r", u.offset, u.nbytes)
+        if np.array_equal(x, y):
+            same += 1
+        elif t.ggml_type == 0:  # F32 (rope_freqs): report the largest relative difference
+            fx, fy = x.view(np.float32), y.view(np.float32)
+            worst.append(f"{t.name} max rel diff {float(np.max(np.abs(fx - fy) / np.abs(fy))):.1e}")
+        else:
+            worst.append(f"{t.name} differs")
+    missing = len(set(tb) - {t.name for t in a.tensors})
+    return (f"{same}/{len(b.tensors)} tensors byte-identical to llama.cpp's F16"
+            + (f"; {', '.join(worst[:3])}" if worst else "") + (f"; {missing} only in theirs" if missing else ""))
+
+
 def fmt(r: dict) -> str:
     return f"{r['wall']:8.1f} s {r['cpu']:8.1f} s {r['rss'] / 1e9:7.2f} GB"
 
@@ -149,7 +178,8 @@ def main() -> int:
         wrote = [ln for ln in r["out"].splitlines() if ln.startswith("wrote ")]
         r["phases"] = wrote[-1].split(" in ", 1)[-1] if wrote else ""
         print(wrote[-1] if wrote else "", flush=True)
-        (out / f"ours-{qtype}.gguf").unlink()
+        if qtype != "f16":  # kept to compare with theirs
+            (out / f"ours-{qtype}.gguf").unlink()
 
     theirs_reason = None
     has_torch = subprocess.run([args.theirs_python, "-c", "import torch, transformers"],
@@ -172,12 +202,15 @@ def main() -> int:
                 theirs_reason = "convert_hf_to_gguf.py failed: " + r["out"][-500:]
                 break
             rows[f"theirs convert_hf_to_gguf --outtype {outtype}"] = r
+            if outtype == "f16":
+                same_tensors = compare_tensors(out / "ours-f16.gguf", target)
         if not theirs_reason:
             r = measure([sys.executable, "-c", QUANTIZE_SNIPPET, str(out / "theirs-f16.gguf"),
                          str(out / "theirs-q4_k_m.gguf"), str(args.threads)])
             rows["theirs quantize F16 -> Q4_K_M"] = r
     for f in out.glob("*.gguf"):
         f.unlink()
+    same_tensors = locals().get("same_tensors")
 
     print(f"\ncheckpoint: {ckpt} ({size / 1e9:.2f} GB bf16), threads {args.threads}")
     print(f"{'run':<44} {'wall':>10} {'cpu':>10} {'peak RSS':>10}")
@@ -196,6 +229,8 @@ def main() -> int:
         tq = rows["theirs quantize F16 -> Q4_K_M"]
         print(f"ratio ours/theirs, --type f16: time {ours['f16']['wall'] / t16['wall']:.2f} (target <= 0.7), "
               f"peak RSS {ours['f16']['rss'] / t16['rss']:.2f}")
+        if same_tensors:
+            print(same_tensors)
         tb = rows["theirs convert_hf_to_gguf --outtype bf16"]
         print(f"ratio ours/theirs, --type bf16: time {ours['bf16']['wall'] / tb['wall']:.2f}, "
               f"peak RSS {ours['bf16']['rss'] / tb['rss']:.2f}")
