@@ -343,7 +343,7 @@ class MainWindow(QMainWindow):
         self.model_bar.show_loading(Path(path).stem if not path.startswith(REMOTE_PREFIX) else path[7:])
         self._load_requested.emit(LoadRequest(request_path, n_ctx=self.settings.n_ctx,
                                               gpu_layers=self.settings.gpu_layers_value(),
-                                              threads=self.settings.threads))
+                                              threads=self.settings.engine_threads()))
         self._pending_model = path
 
     def _on_model_bar_model_chosen(self, path: str) -> None:

@@ -46,7 +46,7 @@ class Settings:
     seed: Optional[int] = None          # None: a new seed for every reply
     n_ctx: int = 8192
     gpu_layers: str = "auto"            # "auto" or a whole number of layers as text
-    threads: int = 0                    # 0: let the engine choose
+    threads: int = 0                    # 0: every core but one (engine_threads)
     models_dir: str = ""                # "": the default models folder
     theme: str = "system"
     active_model: str = ""              # a GGUF path, or "remote:<server name>"
@@ -59,6 +59,10 @@ class Settings:
         return GenerationParams(max_tokens=self.max_tokens, temperature=self.temperature,
                                 top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
                                 repeat_penalty=self.repeat_penalty, seed=self.seed)
+
+    def engine_threads(self) -> int:
+        """Threads for llama.cpp: the setting, or every core but one so the window stays responsive."""
+        return self.threads or max(1, (os.cpu_count() or 2) - 1)
 
     def gpu_layers_value(self) -> str | int:
         return "auto" if self.gpu_layers == "auto" else int(self.gpu_layers)

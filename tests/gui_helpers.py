@@ -4,7 +4,15 @@ from __future__ import annotations
 import pytest
 
 from app.main_window import MainWindow
+from common.settings import Settings, save_settings
 from engine.types import GenerationParams
+
+
+@pytest.fixture(autouse=True)
+def one_engine_thread():
+    """llama.cpp on one thread: the GUI thread keeps a core, and a busy machine cannot
+    stall a multi-thread barrier (with 2 threads on a loaded 2-core box, 50x slower)."""
+    save_settings(Settings(threads=1))
 
 
 @pytest.fixture
@@ -27,7 +35,7 @@ def make_window(qtbot, smollm2_path):
         w.close()
 
 
-def send_and_wait(qtbot, window, text: str, timeout: int = 60000) -> str:
+def send_and_wait(qtbot, window, text: str, timeout: int = 120000) -> str:
     with qtbot.waitSignal(window.reply_completed, timeout=timeout) as blocker:
         window.send(text)
     return blocker.args[0]

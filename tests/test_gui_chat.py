@@ -6,7 +6,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
 from engine.types import GenerationParams
-from tests.gui_helpers import active_path, make_window, send_and_wait  # noqa: F401
+from tests.gui_helpers import active_path, make_window, one_engine_thread, send_and_wait  # noqa: F401
 
 
 def test_reply_streams_in_frames_and_is_saved_with_stats(qtbot, make_window):
@@ -30,7 +30,7 @@ def test_regenerate_and_navigate_alternatives(qtbot, make_window):
     send_and_wait(qtbot, w, "Say hello.")
     first = active_path(w)[-1]
     w.params = w.session.params = GenerationParams(max_tokens=24, temperature=1.0, seed=99)
-    with qtbot.waitSignal(w.reply_completed, timeout=60000):
+    with qtbot.waitSignal(w.reply_completed, timeout=120000):
         w.chat_view.run_link(f"regen:{first.id}")
     second = active_path(w)[-1]
     assert second.id != first.id and second.parent_id == first.parent_id
@@ -51,7 +51,7 @@ def test_edit_makes_a_branch(qtbot, make_window):
     assert w.composer.toPlainText() == "What is 2+2?" and w.edit_banner.isVisibleTo(w)
     w.composer.selectAll()
     qtbot.keyClicks(w.composer, "What is 3+3?")
-    with qtbot.waitSignal(w.reply_completed, timeout=60000):
+    with qtbot.waitSignal(w.reply_completed, timeout=120000):
         qtbot.keyClick(w.composer, Qt.Key_Return)
     new_user, new_reply = active_path(w)
     assert new_user.content == "What is 3+3?" and new_user.id != old_user.id
@@ -69,7 +69,7 @@ def test_escape_stops_and_continue_extends_the_reply(qtbot, make_window):
     tokens = []
     w.worker.token_received.connect(tokens.append)
     w.send("Write a long story about a llama.")
-    qtbot.waitUntil(lambda: len(tokens) >= 8, timeout=60000)
+    qtbot.waitUntil(lambda: len(tokens) >= 8, timeout=120000)
     with qtbot.waitSignal(w.reply_completed, timeout=30000) as blocker:
         qtbot.keyClick(w.composer, Qt.Key_Escape)
     assert blocker.args[0] == "cancelled"
@@ -77,7 +77,7 @@ def test_escape_stops_and_continue_extends_the_reply(qtbot, make_window):
     assert reply.state == "cancelled" and reply.content
     assert "Reply stopped before the end." in w.chat_view.toPlainText()
     w.params = w.session.params = GenerationParams(max_tokens=16, temperature=0.0, seed=1)
-    with qtbot.waitSignal(w.reply_completed, timeout=60000):
+    with qtbot.waitSignal(w.reply_completed, timeout=120000):
         w.chat_view.run_link(f"continue:{reply.id}")
     after = w.store.get_message(reply.id)
     assert after.state == "complete"
@@ -88,12 +88,12 @@ def test_closing_mid_generation_saves_the_partial_reply(qtbot, smollm2_path):
     w = MainWindow(str(smollm2_path), n_ctx=1024)
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitUntil(lambda: w.model_ready, timeout=60000)
+    qtbot.waitUntil(lambda: w.model_ready, timeout=120000)
     w.params = w.session.params = GenerationParams(max_tokens=1000, temperature=0.8, seed=5)
     tokens = []
     w.worker.token_received.connect(tokens.append)
     w.send("Tell me everything about the history of llamas.")
-    qtbot.waitUntil(lambda: len(tokens) >= 10, timeout=60000)
+    qtbot.waitUntil(lambda: len(tokens) >= 10, timeout=120000)
     conv = w.session.conversation_id
     w.close()
     assert not w.thread.isRunning()
@@ -101,7 +101,7 @@ def test_closing_mid_generation_saves_the_partial_reply(qtbot, smollm2_path):
     w2 = MainWindow(str(smollm2_path), n_ctx=1024)
     qtbot.addWidget(w2)
     w2.show()
-    qtbot.waitUntil(lambda: w2.model_ready, timeout=60000)
+    qtbot.waitUntil(lambda: w2.model_ready, timeout=120000)
     w2.session.open(conv)
     reply = w2.store.active_path(conv)[-1]
     assert reply.role == "assistant" and reply.state == "cancelled"

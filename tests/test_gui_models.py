@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 
 from app.main_window import MainWindow
 from tests.fixtures.hub_server import GATED_REPO, GGUF_MAIN, GGUF_REPO, NO_LICENCE_TOKEN
+from tests.gui_helpers import one_engine_thread  # noqa: F401
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from app.chat.message_html import memory_marker_text
 from app.main_window import MainWindow
 from app.shortcuts import SHORTCUTS
 from common.settings import Settings, load_settings, save_settings
-from tests.gui_helpers import active_path, make_window, send_and_wait  # noqa: F401
+from tests.gui_helpers import active_path, make_window, one_engine_thread, send_and_wait  # noqa: F401
 
 
 def test_sidebar_new_rename_pin_delete_undo_search(qtbot, make_window):

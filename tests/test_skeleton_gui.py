@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt
 
 from app.main_window import MainWindow
 from engine.types import GenerationParams
+from tests.gui_helpers import one_engine_thread  # noqa: F401
 
 
 @pytest.fixture
@@ -13,7 +14,7 @@ def window(qtbot, smollm2_path):
     w = MainWindow(str(smollm2_path), n_ctx=2048)
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitUntil(lambda: w.model_ready, timeout=60000)
+    qtbot.waitUntil(lambda: w.model_ready, timeout=120000)
     yield w
     w.close()
 
@@ -23,7 +24,7 @@ def test_enter_sends_and_reply_streams(qtbot, window):
     pieces = []
     window.worker.token_received.connect(pieces.append)
     qtbot.keyClicks(window.composer, "What is the capital of France?")
-    with qtbot.waitSignal(window.reply_completed, timeout=60000) as blocker:
+    with qtbot.waitSignal(window.reply_completed, timeout=120000) as blocker:
         qtbot.keyClick(window.composer, Qt.Key_Return)
     assert blocker.args[0] in ("eog", "length")
     reply = window.history[-1]
@@ -54,7 +55,7 @@ def test_stop_ends_generation_within_a_couple_of_tokens(qtbot, window):
 
     window.worker.token_received.connect(on_token)
     window.send("Write a very long story about a llama who travels the world.")
-    qtbot.waitUntil(lambda: counts["all"] >= 10, timeout=60000)
+    qtbot.waitUntil(lambda: counts["all"] >= 10, timeout=120000)
     with qtbot.waitSignal(window.reply_completed, timeout=30000) as blocker:
         stopped["flag"] = True
         qtbot.mouseClick(window.stop_button, Qt.LeftButton)

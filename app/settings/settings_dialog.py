@@ -95,7 +95,7 @@ class SettingsDialog(QDialog):
         gpu_row.addWidget(self.gpu_manual)
         gpu_row.addWidget(self.gpu_layers)
         self.threads = self._int(s.threads, 0, 1024, "Threads")
-        self.threads.setSpecialValueText("automatic")
+        self.threads.setSpecialValueText("automatic (all cores but one)")
         self.models_dir = QLineEdit(s.models_dir)
         self.models_dir.setPlaceholderText("default models folder")
         self.models_dir.setAccessibleName("Models folder")

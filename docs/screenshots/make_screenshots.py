@@ -156,9 +156,7 @@ def main() -> int:
     server.stop()
     for name in ("main-light.png", "main-dark.png", "model-manager.png", "settings.png"):
         print(OUT / name)
-    sys.stdout.flush()
-    # PySide6 can crash while the interpreter tears its wrappers down; the work is done
-    os._exit(0)
+    return 0
 
 
 if __name__ == "__main__":
