@@ -171,6 +171,11 @@ class LlamaCppBackend:
                 tokens.insert(0, rt.bos)
         return tokens
 
+    def reset_cache(self) -> None:
+        """Forget the cached conversation; the next reply evaluates its prompt in full."""
+        self._require().kv_clear()
+        self._cache = []
+
     @property
     def cache_tokens(self) -> list[int]:
         return list(self._cache)
@@ -276,6 +281,13 @@ class LlamaCppBackend:
             stats.gen_tps = n / elapsed if n and elapsed > 0 else None
             stats.ctx_used = len(self._cache)
             stats.extra["shifts"] = self.shift_count
+
+    def prefill(self, messages: Sequence[ChatMessage], params: GenerationParams,
+                handle: Optional[TaskHandle] = None) -> FitResult:
+        """Fit and evaluate the prompt without generating (warm-up, or quality checks)."""
+        fit = self.fit_history(messages, params)
+        self._prepare(self.prompt_tokens(fit.messages), handle or TaskHandle())
+        return fit
 
     # --- measuring ----------------------------------------------------------
     def next_token_logits(self):
