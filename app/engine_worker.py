@@ -24,6 +24,8 @@ class LoadRequest:
     n_ctx: int = 8192
     gpu_layers: object = "auto"
     threads: int = 0
+    api_key: str = ""           # remote servers only
+    model: str = ""
 
 
 @dataclass
@@ -127,11 +129,12 @@ class EngineWorker(QObject):
 
         msgs = list(messages) + ([ChatMessage("user", draft)] if draft.strip() else [])
         n_ctx = backend.n_ctx or self._n_ctx
-        count_prompt = getattr(backend, "count_prompt", None) or (
-            lambda ms: sum(backend.count_tokens(m.content) + 8 for m in ms))
         try:
-            fit = fit_history(msgs, n_ctx=n_ctx, reserve=reserve, count_prompt=count_prompt,
-                              count_text=backend.count_tokens)
+            if hasattr(backend, "fit_history"):   # exact: the model's template and tokenizer
+                fit = backend.fit_history(msgs, GenerationParams(max_tokens=reserve))
+            else:
+                fit = fit_history(msgs, n_ctx=n_ctx, reserve=reserve, count_text=backend.count_tokens,
+                                  count_prompt=lambda ms: sum(backend.count_tokens(m.content) + 8 for m in ms))
         except Exception as exc:  # too long even alone: show it full, say why
             self.context_counted.emit(ContextReport(n_ctx, n_ctx, 0, {"error": str(exc)}))
             return
@@ -157,9 +160,10 @@ class EngineWorker(QObject):
 
 def _make_backend(request: LoadRequest):
     if request.path.startswith(("http://", "https://")):
-        from engine import remote  # lands with the remote backend
+        from engine.remote_backend import RemoteBackend
 
-        return remote.RemoteBackend(request.path)
+        return RemoteBackend(request.path, api_key=request.api_key or None, model=request.model or None,
+                             n_ctx=request.n_ctx)
     import inspect
 
     kwargs = {"n_ctx": request.n_ctx}
@@ -177,14 +181,14 @@ def _describe(backend, request: LoadRequest) -> ModelInfo:
     size = path.stat().st_size if path.is_file() else 0
     quant = _quant_from_name(path.name)
     plan = ""
-    for attr in ("gpu_plan_words", "gpu_plan"):
+    for attr in ("plan_text", "gpu_plan"):
         value = getattr(backend, attr, None)
         value = value() if callable(value) else value
         if isinstance(value, str) and value:
             plan = value
             break
-        if value is not None and hasattr(value, "words"):
-            plan = value.words
+        if value is not None and hasattr(value, "text"):
+            plan = value.text
             break
     if not plan:
         plan = _plain_gpu_plan()

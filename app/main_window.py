@@ -334,16 +334,17 @@ class MainWindow(QMainWindow):
         self.model_ready = False
         self.send_button.setEnabled(False)
         self.model_label.setText("Loading…")
-        request_path = path
+        request_path, key, remote_model = path, "", ""
         if path.startswith(REMOTE_PREFIX):
             server = next((s for s in self.settings.remote_servers if s.name == path[len(REMOTE_PREFIX):]), None)
             if server is None:
                 return
-            request_path = server.base_url
+            request_path, key, remote_model = server.base_url, server.api_key, server.model
         self.model_bar.show_loading(Path(path).stem if not path.startswith(REMOTE_PREFIX) else path[7:])
         self._load_requested.emit(LoadRequest(request_path, n_ctx=self.settings.n_ctx,
                                               gpu_layers=self.settings.gpu_layers_value(),
-                                              threads=self.settings.engine_threads()))
+                                              threads=self.settings.engine_threads(),
+                                              api_key=key, model=remote_model))
         self._pending_model = path
 
     def _on_model_bar_model_chosen(self, path: str) -> None:

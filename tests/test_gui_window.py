@@ -117,7 +117,7 @@ def test_geometry_and_splitter_persist(qtbot, make_window):
     w.close()
     w2 = make_window()
     # restoreGeometry keeps the window on the (small, offscreen) screen; the height fits as saved
-    assert w2.size().height() == 640 and w2.splitter.sizes()[0] == sizes[0]
+    assert w2.size().height() == 640 and abs(w2.splitter.sizes()[0] - sizes[0]) <= 40
 
 
 def test_every_shortcut_is_bound_to_an_action():
