@@ -1,1 +1,36 @@
-"""Inference: llama.cpp and remote backends, chat templates, the context window."""
+"""Inference: llama.cpp and remote backends, chat templates, the context window.
+
+API in brief (every call from one owner thread; only ``TaskHandle.cancel`` from elsewhere):
+
+    from engine.llama_backend import LlamaCppBackend
+    from engine.types import ChatMessage, GenerationParams
+
+    b = LlamaCppBackend(path, n_ctx=None, n_gpu_layers="auto", n_threads=None)
+    b.load(handle)                  # validates the GGUF, plans GPU offload, retries with fewer
+                                    # layers when GPU memory runs out
+    b.plan_text                     # "all 33 layers on RTX 4070 (12 GB): weights 4.6 GB, ..."
+    b.gpu_plan                      # engine.gpu_plan.OffloadPlan (numbers behind the text)
+    for piece in b.stream_chat(messages, GenerationParams(...), handle):
+        ...                         # whole UTF-8 characters; ends on EOG, stop string, length, cancel
+    b.last_stats                    # ReplyStats: ttft_s, prompt_tokens, prompt_evaluated, prompt_tps,
+                                    # gen_tokens, gen_tps, ctx_used, n_ctx, gpu_layers, stop_reason,
+                                    # dropped
+    b.last_fit                      # FitResult of that reply
+    b.count_tokens(text), b.tokenize(text), b.fit_history(messages, params)
+    b.evaluated_tokens              # every token llama.cpp evaluated since load
+    b.unload()
+
+Which messages were dropped: before each reply the history is fitted into ``n_ctx``
+(system prompt and latest user message always stay; oldest whole turns go first).
+``last_stats.dropped`` and ``last_fit.dropped`` hold the indices, into the list the
+caller passed, of the messages left out; ``fit_history`` tells in advance. A message
+too large for the window raises ``engine.backend.MessageTooLongError`` (an
+``EngineError`` whose text is meant for the user).
+
+Dropped turns are cut out of the KV cache and the rest shifted, so kept history is
+never re-evaluated; ``last_stats.prompt_evaluated`` says what was. ``reset_cache()``
+forces an exact re-read on the next reply.
+
+``engine.remote_backend.RemoteBackend(base_url, api_key=..., model=None, n_ctx=0)`` offers
+the same calls against an OpenAI-compatible server (TLS verified, key never logged).
+"""
