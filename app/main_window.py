@@ -16,6 +16,7 @@ from app.composer import Composer
 from app.engine_worker import EngineWorker, LoadRequest
 from app.model_choices import available_models
 from app.shortcuts import SHORTCUTS
+from app.shortcut_actions import ShortcutActions
 from app.sidebar.conversation_list import ConversationList
 from app.threads import BackgroundOp, WorkerThread
 from app.widgets.context_meter import ContextMeter
@@ -25,7 +26,7 @@ from common.settings import Settings, load_settings, save_settings
 from engine.context_window import reply_reserve
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ShortcutActions, QMainWindow):
     _load_requested = Signal(object)
     _generate_requested = Signal(list, object)
     _count_requested = Signal(list, str, int)
@@ -139,6 +140,7 @@ class MainWindow(QMainWindow):
         self.sidebar.pin_requested.connect(self._on_sidebar_pin_requested)
         self.sidebar.archive_requested.connect(self._on_sidebar_archive_requested)
         self.sidebar.delete_requested.connect(self.delete_chat)
+        self.sidebar.system_prompt_requested.connect(self._on_sidebar_system_prompt_requested)
         self.sidebar.undo_delete_requested.connect(self.session.undo_delete)
         self.sidebar.search_changed.connect(self._on_sidebar_search_changed)
         self.sidebar.show_archived_changed.connect(lambda _on: self._refresh_conversations())
@@ -231,6 +233,16 @@ class MainWindow(QMainWindow):
     def _on_sidebar_archive_requested(self, conv_id: int, archived: bool) -> None:
         self.store.set_archived(conv_id, archived)
         self._refresh_conversations()
+
+    def _on_sidebar_system_prompt_requested(self, conv_id: int) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        current = self.store.get(conv_id).system_prompt or self.settings.system_prompt
+        text, ok = QInputDialog.getMultiLineText(
+            self, "System prompt", "System prompt for this chat (empty: use the default):", current)
+        if ok:
+            self.store.set_system_prompt(conv_id, text.strip() or None)
+            self._count_timer.start()
 
     def _on_sidebar_search_changed(self, text: str) -> None:
         if not text.strip():
@@ -425,54 +437,6 @@ class MainWindow(QMainWindow):
     def _on_manager_model_ready(self, path: str) -> None:
         self._refresh_models(path)
         self.load_model(path)
-
-    # shortcut actions ---------------------------------------------------------------
-    def stop_or_cancel(self) -> None:
-        if self.generating:
-            self.worker.stop()
-        elif self._editing_id is not None:
-            self._editing_id = None
-            self.edit_banner.hide()
-            self.composer.clear()
-
-    def focus_search(self) -> None:
-        self.sidebar.search.setFocus()
-        self.sidebar.search.selectAll()
-
-    def focus_composer(self) -> None:
-        self.composer.setFocus()
-
-    def _last(self, role: str):
-        if self.session.conversation_id is None:
-            return None
-        return next((m for m in reversed(self.store.active_path(self.session.conversation_id))
-                     if m.role == role), None)
-
-    def regenerate_last(self) -> None:
-        reply = self._last("assistant")
-        if reply is not None:
-            self._on_chat_regenerate_requested(str(reply.id))
-
-    def copy_last_reply(self) -> None:
-        reply = self._last("assistant")
-        if reply is not None:
-            self.chat_view.run_link(f"copy-msg:{reply.id}")
-
-    def edit_last_message(self) -> None:
-        msg = self._last("user")
-        if msg is not None:
-            self._on_chat_edit_requested(str(msg.id))
-
-    def previous_chat(self) -> None:
-        self._step_chat(-1)
-
-    def next_chat(self) -> None:
-        self._step_chat(1)
-
-    def _step_chat(self, delta: int) -> None:
-        lst = self.sidebar.list
-        if lst.count():
-            lst.setCurrentRow(max(0, min(lst.count() - 1, lst.currentRow() + delta)))
 
     # lifetime -----------------------------------------------------------------------
     def closeEvent(self, event) -> None:

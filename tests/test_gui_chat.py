@@ -23,6 +23,23 @@ def test_reply_streams_in_frames_and_is_saved_with_stats(qtbot, make_window):
     assert "tok/s" in w.chat_view.toPlainText() and "first token" in w.chat_view.toPlainText()
     # the conversation got its title from the first message
     assert w.sidebar.list.item(0).text() == "Name three colours."
+    qtbot.keyClick(w, Qt.Key_C, Qt.ControlModifier | Qt.ShiftModifier)
+    assert QApplication.clipboard().text() == reply.content
+
+
+def test_code_blocks_render_with_a_copy_link(qtbot, make_window):
+    w = make_window()
+    conv = w.store.create()
+    w.store.add_user_message(conv, "Show code")
+    writer = w.store.start_reply(conv)
+    writer.append("Here:\n\n```python\nprint('hi')\n```\n\nand **bold**.")
+    writer.finish("complete")
+    w.session.open(conv)
+    text = w.chat_view.toPlainText()
+    assert "Copy code" in text and "print('hi')" in text and "**" not in text
+    reply = active_path(w)[-1]
+    w.chat_view.run_link(f"copy-code:{reply.id}:0")
+    assert QApplication.clipboard().text() == "print('hi')\n"
 
 
 def test_regenerate_and_navigate_alternatives(qtbot, make_window):

@@ -124,3 +124,11 @@ def test_every_shortcut_is_bound_to_an_action():
     for keys, action, text in SHORTCUTS:
         assert text
         assert not action or callable(getattr(MainWindow, action))
+
+
+def test_system_prompt_default_and_per_conversation(qtbot, make_window):
+    w = make_window()
+    conv = w.session.new_conversation()
+    assert w.session.engine_messages()[0].content == w.settings.system_prompt
+    w.store.set_system_prompt(conv, "Answer like a pirate.")
+    assert w.session.engine_messages()[0].content == "Answer like a pirate."

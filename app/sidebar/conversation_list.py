@@ -25,6 +25,8 @@ class ConversationList(QWidget):
     """Archive (True) or bring back (False) a conversation."""
     delete_requested = Signal(int)
     """Move a conversation to the trash."""
+    system_prompt_requested = Signal(int)
+    """The user wants to set this conversation's own system prompt."""
     undo_delete_requested = Signal()
     """Bring back the conversation deleted last."""
     search_changed = Signal(str)
@@ -163,6 +165,7 @@ class ConversationList(QWidget):
         archived = item.text().endswith("(archived)")
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.list.editItem(item))
+        menu.addAction("System prompt…", lambda: self.system_prompt_requested.emit(conv_id))
         menu.addAction("Unpin" if pinned else "Pin", lambda: self.pin_requested.emit(conv_id, not pinned))
         menu.addAction("Unarchive" if archived else "Archive",
                        lambda: self.archive_requested.emit(conv_id, not archived))
