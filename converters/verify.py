@@ -150,9 +150,14 @@ def verify_gguf(path: Path, tokenizer_json: Optional[Path] = None, *, threads: O
         report.checks.append(_check_eog(model, eot_text))
         report.checks.append(_check_template(model))
         report.checks.append(_check_tokenizer(model, tokenizer_json))
+        if full:
+            report.checks.append(_check_decode(model, threads))
+        else:
+            size = Path(path).stat().st_size
+            report.checks.append(Check("evaluates", True, f"skipped for a {size / 1e9:.1f} GB file to keep "
+                                                          f"memory bounded", skipped=True))
     finally:
         model.close()
-    report.checks.append(_check_decode(path, threads))
     return report
 
 
@@ -260,22 +265,27 @@ def _check_tokenizer(model: _LoadedModel, tokenizer_json: Optional[Path]) -> Che
                  f"identical ids on {len(TOKENIZER_CORPUS)} texts ({n_tokens} tokens)")
 
 
-def _check_decode(path: Path, threads: Optional[int]) -> Check:
-    import llama_cpp
+def _check_decode(model: _LoadedModel, threads: Optional[int]) -> Check:
+    """Evaluate a short prompt on the model already built (no second load, no repacking)."""
     import numpy as np
 
-    size = Path(path).stat().st_size
-    if size > FULL_LOAD_MAX_BYTES:
-        return Check("evaluates", True, f"skipped for a {size / 1e9:.1f} GB file to keep memory bounded "
-                                        f"(reading every weight would map all of it)", skipped=True)
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=32, n_batch=32, logits_all=True, n_gpu_layers=0,
-                          n_threads=threads or os.cpu_count() or 1, verbose=False)
+    lib = model._lib
+    params = lib.llama_context_default_params()
+    params.n_ctx = params.n_batch = params.n_ubatch = 32
+    params.n_threads = params.n_threads_batch = threads or os.cpu_count() or 1
+    with _quiet_llama_log():
+        ctx = lib.llama_init_from_model(model.model, params)
+    if not ctx:
+        return Check("evaluates", False, "llama.cpp could not create a context for the model")
     try:
-        tokens = llm.tokenize(b"The capital of France is", add_bos=True, special=False)
-        llm.eval(tokens)
-        logits = np.asarray(llm.scores[len(tokens) - 1])
+        tokens = model.tokenize(b"The capital of France is", add_bos=True, special=False)
+        arr = (lib.llama_token * len(tokens))(*tokens)
+        if lib.llama_decode(ctx, lib.llama_batch_get_one(arr, len(tokens))) != 0:
+            return Check("evaluates", False, "llama.cpp could not evaluate a short prompt")
+        n_vocab = lib.llama_vocab_n_tokens(model.vocab)
+        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx, -1), shape=(n_vocab,)).copy()
     finally:
-        llm.close()
+        lib.llama_free(ctx)
     if not np.all(np.isfinite(logits)):
         return Check("evaluates", False, "a short prompt gives non-finite logits")
     return Check("evaluates", True, f"a {len(tokens)}-token prompt gives finite logits")

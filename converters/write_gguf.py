@@ -9,6 +9,7 @@ size. bf16 -> BF16 without permutation is a plain byte copy.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,9 +29,24 @@ BLOCK_BYTES = 8 * 1024 * 1024
 _NP_OUT = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2")}
 
 
-def _to_f32(raw: np.ndarray, src: str) -> np.ndarray:
+_scratch = threading.local()
+
+
+def _bf16_to_f32(raw: np.ndarray, reuse: bool) -> np.ndarray:
+    """bf16 bits -> float32 in one pass; ``reuse`` writes into this thread's scratch buffer."""
+    if not reuse:
+        return np.left_shift(raw, 16, dtype=np.uint32).view(np.float32)
+    buf = getattr(_scratch, "u32", None)
+    if buf is None or buf.size < raw.size:
+        buf = _scratch.u32 = np.empty(raw.size, np.uint32)
+    out = buf[:raw.size].reshape(raw.shape)
+    np.left_shift(raw, 16, out=out, dtype=np.uint32)
+    return out.view(np.float32)
+
+
+def _to_f32(raw: np.ndarray, src: str, reuse: bool = False) -> np.ndarray:
     if src == "BF16":
-        return (raw.astype(np.uint32) << 16).view(np.float32)
+        return _bf16_to_f32(raw, reuse)
     return raw.astype(np.float32, copy=False)
 
 
@@ -45,8 +61,10 @@ def convert_block(raw: np.ndarray, src: str, dst: str) -> np.ndarray:
         return raw
     if dst == "BF16":
         return _f32_to_bf16(_to_f32(raw, src))
-    f32 = _to_f32(raw, src)
-    return f32 if dst == "F32" else f32.astype(np.float16)
+    if dst == "F32":
+        return _to_f32(raw, src)
+    # The float32 step is only a temporary here, so it can live in a reused buffer.
+    return _to_f32(raw, src, reuse=True).astype(np.float16)
 
 
 def write_gguf(ckpt: Checkpoint, tok: TokenizerMeta, plan: list[PlannedTensor], out_path: Path,
