@@ -6,7 +6,8 @@ Makes (or reuses) a synthetic bf16 checkpoint with Llama 3.2 1B's shapes (about 
 random weights, tied embeddings, rope scaling), then runs `python main.py convert` for
 --type f16, bf16 and q4_k_m, each in a fresh process measured with wait4() (so the
 quantizer child is included). Same-run anchors:
-- a plain copy of the checkpoint's shards (disk speed, for the bf16 byte copy);
+- a plain copy of the checkpoint's shards, flushed to disk as convert does (disk speed,
+  for the bf16 byte copy);
 - when torch and transformers are importable (here or by --theirs-python): llama.cpp's own convert_hf_to_gguf.py from the llama.cpp
   source that the llama-cpp-python sdist vendors (downloaded with pip when
   --llama-cpp-src is not given), plus llama.cpp's quantizer (llama_model_quantize,
@@ -162,8 +163,10 @@ def main() -> int:
     rows: dict[str, dict] = {}
 
     t0 = time.perf_counter()
-    for f in sorted(ckpt.glob("*.safetensors")):
+    for f in sorted(ckpt.glob("*.safetensors")):  # copied and flushed to disk, as convert does
         shutil.copyfile(f, out / f.name)
+        with open(out / f.name, "rb+") as fh:
+            os.fsync(fh.fileno())
     rows["copy of the shards (disk anchor)"] = {"wall": time.perf_counter() - t0, "cpu": float("nan"), "rss": 0}
     for f in out.glob("*.safetensors"):
         f.unlink()
