@@ -147,13 +147,22 @@ def test_output_disk_too_small(ckpt, out_dir, monkeypatch):
     assert "Not enough disk space" in msg and str(out_dir) in msg and "5.0 MB" in msg
 
 
+def test_output_folder_not_writable(ckpt, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output folder should be")
+    with pytest.raises(ConversionError) as err:
+        convert_checkpoint(ckpt, blocker / "model.gguf", "f16")
+    MESSAGES["output folder not writable"] = str(err.value)
+    assert str(err.value).startswith(f"Cannot write the output to {blocker}")
+    assert blocker.read_text().startswith("a file")
+
+
 def test_unknown_output_type(ckpt, out_dir):
     msg = _fails("unknown --type", ckpt, out_dir, qtype="q3_k_xl")
     assert "q4_k_m" in msg
 
 
 def test_cancel_mid_conversion(ckpt, out_dir):
-    handle = TaskHandle()
     seen = []
 
     def on_progress(p):
@@ -161,7 +170,7 @@ def test_cancel_mid_conversion(ckpt, out_dir):
         if p.extra.get("tensor", 0) >= 5:
             handle.cancel()
 
-    handle._on_progress = on_progress
+    handle = TaskHandle(on_progress=on_progress)
     with pytest.raises(Cancelled):
         convert_checkpoint(ckpt, out_dir / "model.gguf", "f16", handle=handle)
     assert max(t for t in seen if t is not None) == 5, "conversion went on past the cancelled tensor"

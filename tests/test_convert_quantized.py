@@ -112,13 +112,11 @@ def test_intermediate_is_removed_by_default(tiny_llama, tmp_path):
 
 
 def test_cancel_during_quantization_leaves_nothing(tiny_llama, tmp_path):
-    handle = TaskHandle()
-
     def on_progress(p):
         if p.extra.get("stage") == "quantize":
             handle.cancel()
 
-    handle._on_progress = on_progress
+    handle = TaskHandle(on_progress=on_progress)
     with pytest.raises(Cancelled):
         convert_checkpoint(tiny_llama.path, tmp_path / "m.gguf", "q4_k_m", threads=2, handle=handle)
     assert list(tmp_path.iterdir()) == []
