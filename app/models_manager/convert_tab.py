@@ -1,20 +1,45 @@
-"""Turn a Hugging Face Llama 3 folder into a 4-bit GGUF, with progress and cancel."""
+"""Turn a Hugging Face Llama 3 folder (or a Hub repo) into a 4-bit GGUF, with progress and cancel."""
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from app.model_choices import models_folder
 from app.threads import run_in_background
-from common.task import format_bytes, format_eta
+from common.task import TaskHandle, format_bytes, format_eta
+
+CHECK_NAMES = {"loads": "Loads in llama.cpp", "evaluates": "Evaluates a prompt", "tensors": "Tensor layout",
+               "end_of_generation": "End of turn stops generation", "chat_template": "Chat template renders",
+               "tokenizer_parity": "Tokenizer matches the original"}
+
+
+class _SharedCancelHandle(TaskHandle):
+    """A handle with its own progress that is cancelled together with its parent."""
+
+    def __init__(self, parent: TaskHandle, on_progress):
+        super().__init__(on_progress=on_progress)
+        self._parent = parent
+
+    def cancel(self) -> None:
+        self._parent.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._parent.cancelled
+
+    def check(self) -> None:
+        self._parent.check()
 
 
 class ConvertTab(QWidget):
     conversion_finished = Signal(str)
     """A converted, verified GGUF is ready at this path."""
+    licence_needed = Signal(str, str)
+    """The original repo refused the download: repo id and the message to show."""
 
     def __init__(self, settings, parent=None):
         super().__init__(parent)
@@ -27,8 +52,11 @@ class ConvertTab(QWidget):
         browse = QPushButton("Browse…")
         self.quant = QComboBox()
         self.quant.setAccessibleName("Quantization type")
+        self._quant_texts = {}
         for key, q in QUANT_TYPES_INFO.items():
-            self.quant.addItem(f"{q.label} — {q.description}", key)
+            self._quant_texts[key] = f"{q.label} — {q.description}" + (
+                "" if key != DEFAULT_QUANT_TYPE or "recommended" in q.description else " (recommended)")
+            self.quant.addItem(self._quant_texts[key], key)
         self.quant.setCurrentIndex(self.quant.findData(DEFAULT_QUANT_TYPE))
         self.estimate = QLabel("")
         self.estimate.setObjectName("MutedLabel")
@@ -40,11 +68,17 @@ class ConvertTab(QWidget):
         self.progress.setAccessibleName("Conversion progress")
         self.message = QLabel("")
         self.message.setWordWrap(True)
+        self.verification = QLabel("")
+        self.verification.setWordWrap(True)
+        self.verification.setTextFormat(Qt.RichText)
+        self.verification.setAccessibleName("Verification result")
+        self.sizes: dict[str, int] = {}
         src_row = QHBoxLayout()
         src_row.addWidget(self.source, 1)
         src_row.addWidget(browse)
         form = QFormLayout()
         form.addRow("Checkpoint", src_row)
+        browse.setAccessibleName("Browse for a checkpoint folder")
         form.addRow("Quantization", self.quant)
         form.addRow("", self.estimate)
         buttons = QHBoxLayout()
@@ -56,11 +90,13 @@ class ConvertTab(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.message)
+        layout.addWidget(self.verification)
         layout.addStretch(1)
         self.op = None
+        self._repo = ""
         browse.clicked.connect(self._on_browse_clicked)
-        self.source.editingFinished.connect(self._update_estimate)
-        self.quant.currentIndexChanged.connect(self._update_estimate)
+        self.source.editingFinished.connect(self.update_estimate)
+        self.quant.currentIndexChanged.connect(self.update_estimate)
         self.convert_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
 
@@ -68,23 +104,39 @@ class ConvertTab(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Hugging Face checkpoint folder")
         if folder:
             self.source.setText(folder)
-            self._update_estimate()
+            self.update_estimate()
 
-    def _update_estimate(self, *_args) -> None:
-        from converters.pipeline import estimate_output_bytes
-
-        src, qtype = self.source.text().strip(), self.quant.currentData()
+    def update_estimate(self, *_args) -> None:
+        """Estimate the output size of every quant type (off the GUI thread) and show it in the chooser."""
+        src = self.source.text().strip()
         if not src or not Path(src).is_dir():
-            self.estimate.setText("")
+            self._show_sizes(src, {})
             return
-        (run_in_background(lambda _h: estimate_output_bytes(src, qtype), "estimate")
-         .on_success(lambda n: self.estimate.setText(f"Output about {format_bytes(n)}"
-                                                     + (" (recommended)" if qtype == "q4_k_m" else "")))
+        if self.sizes and getattr(self, "_sized_source", None) == src:
+            self._show_sizes(src, self.sizes)
+            return
+        keys = [self.quant.itemData(i) for i in range(self.quant.count())]
+        self.estimate.setText("Estimating output sizes…")
+        (run_in_background(lambda _h: _estimate_all(src, keys), "estimate")
+         .on_success(lambda sizes: self._show_sizes(src, sizes))
          .on_failure(lambda exc: self.estimate.setText(str(exc))).start())
+
+    def _show_sizes(self, src: str, sizes: dict) -> None:
+        if src != self.source.text().strip():
+            return  # the folder changed while this was measured
+        self._sized_source, self.sizes = src, dict(sizes)
+        for i in range(self.quant.count()):
+            key = self.quant.itemData(i)
+            size = f" · about {format_bytes(sizes[key])}" if key in sizes else ""
+            self.quant.setItemText(i, self._quant_texts[key] + size)
+        q = self.quant.currentData()
+        self.estimate.setText(f"Output about {format_bytes(sizes[q])}"
+                              + (" (recommended)" if q == "q4_k_m" else "") if q in sizes else "")
 
     def output_path(self) -> Path:
         src = Path(self.source.text().strip())
-        return models_folder(self.settings) / f"{src.name}-{self.quant.currentText().split(' ')[0]}.gguf"
+        label = self._quant_texts[self.quant.currentData()].split(" ")[0]
+        return models_folder(self.settings) / f"{src.name}-{label}.gguf"
 
     def start(self) -> None:
         from converters.pipeline import convert_checkpoint
@@ -93,11 +145,35 @@ class ConvertTab(QWidget):
         if not src:
             self.message.setText("Choose a checkpoint folder first.")
             return
+        self._run(lambda h: convert_checkpoint(src, out, qtype, handle=h), f"Converting to {out.name}…")
+
+    def start_from_hub(self, repo_id: str, qtype: str) -> None:
+        """Download an original checkpoint (into the HF cache), then convert it like a local folder."""
+        from models.convert_chain import download_and_convert
+
+        if self.op is not None:
+            self.message.setText("A conversion is already running.")
+            return
+        self.quant.setCurrentIndex(self.quant.findData(qtype))
+        folder = models_folder(self.settings)
+        self._repo = repo_id
+
+        def job(h):
+            def handle_for(remote):
+                def report(p):
+                    h.progress(p.done, p.total, unit="B", message=f"Downloading {remote.filename}")
+                return _SharedCancelHandle(h, report)
+            return download_and_convert(repo_id, qtype, models_dir=folder, handle=h, handle_for=handle_for)
+
+        self._run(job, f"Downloading {repo_id}, then converting it to {qtype.upper()}…")
+
+    def _run(self, job, text: str) -> None:
         self.convert_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
-        self.message.setText(f"Converting to {out.name}…")
-        self.op = (run_in_background(lambda h: convert_checkpoint(src, out, qtype, handle=h), "convert")
+        self.message.setText(text)
+        self.verification.setText("")
+        self.op = (run_in_background(job, "convert")
                    .on_progress(self._on_convert_progress).on_success(self._on_convert_done)
                    .on_failure(self._on_convert_failed).on_cancel(self._on_convert_cancelled).start())
 
@@ -123,12 +199,39 @@ class ConvertTab(QWidget):
         self.progress.setValue(1000)
         self._finish(f"Done: {result.path.name} ({format_bytes(result.output_bytes)}, "
                      f"{result.total_seconds:.1f} s).")
+        self.verification.setText(verification_html(result.verification))
         self.conversion_finished.emit(str(result.path))
 
     def _on_convert_failed(self, exc) -> None:
+        from models.hub_errors import HubAccessError
+
         self.progress.setValue(0)
+        if isinstance(exc, HubAccessError):
+            self._finish(f"Could not download {exc.repo_id or self._repo}: {exc}")
+            if exc.kind in ("sign_in", "licence", "bad_token"):
+                self.licence_needed.emit(exc.repo_id or self._repo, str(exc))
+            return
         self._finish(f"Conversion failed: {exc}")
 
     def _on_convert_cancelled(self) -> None:
         self.progress.setValue(0)
         self._finish("Conversion cancelled; nothing was left behind.")
+
+
+def _estimate_all(src: str, keys: list) -> dict:
+    from converters.pipeline import estimate_output_bytes
+
+    return {k: estimate_output_bytes(src, k) for k in keys}
+
+
+def verification_html(report) -> str:
+    """The checks a finished conversion passed, one line each."""
+    rows = []
+    for c in report.checks:
+        mark, color = ("–", "#6b7280") if c.skipped else ("✓", "#16a34a") if c.ok else ("✗", "#dc2626")
+        rows.append(f'<span style="color:{color}">{mark}</span> <b>{escape(CHECK_NAMES.get(c.name, c.name))}</b>'
+                    f": {escape(c.detail)}")
+    passed = sum(1 for c in report.checks if c.ok and not c.skipped)
+    head = (f"<b>Verified</b>: {passed} of {len(report.checks)} checks passed" if report.ok
+            else "<b>Verification failed</b>")
+    return head + "<br>" + "<br>".join(rows)

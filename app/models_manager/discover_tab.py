@@ -1,14 +1,14 @@
-"""Find models: the suggested Llama 3 models, Hub search, a repo's files, gated sign-in."""
+"""Find models: the Llama 3 catalog, Hub search, a repo's files, gated sign-in."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
-                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+                               QPushButton, QSplitter, QStackedWidget, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
 
+from app.models_manager.catalog_panel import CatalogPanel
 from app.threads import run_in_background
 from common.task import format_bytes
-
-SUGGESTED = "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF"
 
 
 class DiscoverTab(QWidget):
@@ -19,11 +19,15 @@ class DiscoverTab(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.suggestion = QLabel(
-            "New here? The demo model (SmolLM2-135M) is ready to chat. For real answers, "
-            "<b>Llama 3.1 8B Instruct</b> at Q4_K_M (about 4.9 GB) is the suggested first download.")
-        self.suggestion.setWordWrap(True)
-        self.suggest_button = QPushButton("Show Llama 3.1 8B Instruct")
+        self.catalog = CatalogPanel()
+        self.catalog_button = QPushButton("Llama 3 catalog")
+        self.hub_button = QPushButton("Search the Hub")
+        pages = QButtonGroup(self)
+        for b in (self.catalog_button, self.hub_button):
+            b.setCheckable(True)
+            b.setObjectName("SegmentButton")
+            pages.addButton(b)
+        self.catalog_button.setChecked(True)
         self.query = QLineEdit()
         self.query.setPlaceholderText("Search the Hugging Face Hub (e.g. llama 3 gguf)")
         self.query.setAccessibleName("Search the Hub")
@@ -76,21 +80,33 @@ class DiscoverTab(QWidget):
         split.addWidget(self.results)
         split.addWidget(right)
         split.setSizes([300, 520])
+        hub_page = QWidget()
+        hub_layout = QVBoxLayout(hub_page)
+        hub_layout.setContentsMargins(0, 0, 0, 0)
+        hub_layout.addLayout(top)
+        hub_layout.addWidget(split, 1)
+        hub_layout.addWidget(self.status)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.catalog)
+        self.pages.addWidget(hub_page)
+        switch = QHBoxLayout()
+        switch.setSpacing(0)
+        switch.addWidget(self.catalog_button)
+        switch.addWidget(self.hub_button)
+        switch.addStretch(1)
         layout = QVBoxLayout(self)
-        sug = QHBoxLayout()
-        sug.addWidget(self.suggestion, 1)
-        sug.addWidget(self.suggest_button)
-        layout.addLayout(sug)
-        layout.addLayout(top)
-        layout.addWidget(split, 1)
-        layout.addWidget(self.status)
+        layout.addLayout(switch)
+        layout.addWidget(self.pages, 1)
         self.listing = None
         self.search_button.clicked.connect(self._on_search_clicked)
         self.query.returnPressed.connect(self._on_search_clicked)
         self.results.currentItemChanged.connect(self._on_results_current_changed)
         self.download_button.clicked.connect(self._on_download_clicked)
         self.sign_in.clicked.connect(self._on_sign_in_clicked)
-        self.suggest_button.clicked.connect(lambda: self.show_repo(SUGGESTED))
+        self.catalog_button.clicked.connect(lambda: self.pages.setCurrentIndex(0))
+        self.hub_button.clicked.connect(lambda: self.pages.setCurrentIndex(1))
+        self.catalog.repo_requested.connect(self.show_repo)
+        self.catalog.download_requested.connect(self.download_requested)
 
     # searching ------------------------------------------------------------------
     def search(self, text: str) -> None:
@@ -120,6 +136,7 @@ class DiscoverTab(QWidget):
     def show_repo(self, repo_id: str) -> None:
         from models import hub
 
+        self.show_hub_page()
         self.repo_label.setText(f"Loading {repo_id}…")
         (run_in_background(lambda _h: hub.list_repo(repo_id), "hub-list")
          .on_success(self._on_listing_done).on_failure(self._on_hub_failed).start())
@@ -145,9 +162,14 @@ class DiscoverTab(QWidget):
             self.gated_label.hide()
             self.token_row.hide()
 
+    def show_hub_page(self) -> None:
+        self.hub_button.setChecked(True)
+        self.pages.setCurrentIndex(1)
+
     def show_gated(self, repo_id: str, message: str) -> None:
         from models import hub_env
 
+        self.show_hub_page()
         url = f"{hub_env.endpoint()}/{repo_id}"
         self.gated_label.setText(f"{message} <a href=\"{url}\">Open the licence page</a>")
         self.gated_label.show()

@@ -20,7 +20,7 @@ class ModelManagerWindow(QWidget):
         super().__init__(parent, Qt.Window)
         self.setWindowTitle("Models — LlamaDesk")
         self.setAccessibleName("Model manager")
-        self.resize(900, 620)
+        self.resize(960, 660)
         self.bridge = bridge
         self.tabs = QTabWidget()
         self.discover = DiscoverTab()
@@ -37,11 +37,23 @@ class ModelManagerWindow(QWidget):
         self.downloads.file_ready.connect(self._on_file_ready)
         self.downloads.licence_needed.connect(self._on_downloads_licence_needed)
         self.library.model_chosen.connect(self.model_ready)
+        self.library.convert_requested.connect(self._on_library_convert_requested)
         self.convert.conversion_finished.connect(self._on_file_ready)
+        self.convert.licence_needed.connect(self._on_downloads_licence_needed)
+        self.discover.catalog.convert_requested.connect(self._on_catalog_convert_requested)
 
     def _on_discover_download_requested(self, repo_id: str, names: list, revision: str) -> None:
         self.bridge.manager.enqueue(repo_id, list(names), revision or None)
         self.tabs.setCurrentWidget(self.downloads)
+
+    def _on_catalog_convert_requested(self, repo_id: str, qtype: str) -> None:
+        self.tabs.setCurrentWidget(self.convert)
+        self.convert.start_from_hub(repo_id, qtype)
+
+    def _on_library_convert_requested(self, folder: str) -> None:
+        self.convert.source.setText(folder)
+        self.convert.update_estimate()
+        self.tabs.setCurrentWidget(self.convert)
 
     def _on_file_ready(self, path: str) -> None:
         self.library.refresh()
