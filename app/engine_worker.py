@@ -177,6 +177,12 @@ def _make_backend(request: LoadRequest):
 
 
 def _describe(backend, request: LoadRequest) -> ModelInfo:
+    if request.path.startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        return ModelInfo(name=getattr(backend, "name", request.path), path=request.path,
+                         n_ctx=getattr(backend, "n_ctx", 0) or request.n_ctx, remote=True,
+                         gpu_plan=f"runs on the remote server {urlsplit(request.path).netloc}")
     path = Path(request.path)
     size = path.stat().st_size if path.is_file() else 0
     quant = _quant_from_name(path.name)
