@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette, QPixmap
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
+from PySide6.QtSvg import QSvgRenderer
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 ICON_COLORS = {"light": "#374151", "dark": "#d1d5db"}
@@ -34,9 +35,17 @@ def apply(app, theme: str) -> str:
 def icon(name: str, theme: str = "light") -> QIcon:
     svg = (ASSETS / "icons" / f"{name}.svg").read_text(encoding="utf-8")
     svg = svg.replace("currentColor", ICON_COLORS.get(theme, ICON_COLORS["light"]))
-    pixmap = QPixmap()
-    pixmap.loadFromData(QByteArray(svg.encode("utf-8")), "SVG")
-    return QIcon(pixmap)
+    renderer = QSvgRenderer(QByteArray(svg.encode("utf-8")))
+    icon = QIcon()
+    # one pixmap per size a button asks for at 1x and 2x, so icons stay sharp on high-DPI screens
+    for side in (16, 24, 32, 48, 64, 128):
+        pixmap = QPixmap(side, side)
+        pixmap.fill(Qt.transparent)
+        painter = QPainter(pixmap)
+        renderer.render(painter)
+        painter.end()
+        icon.addPixmap(pixmap)
+    return icon
 
 
 def _palette(theme: str) -> QPalette:

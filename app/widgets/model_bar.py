@@ -23,10 +23,13 @@ class ModelBar(QWidget):
         self.setAttribute(Qt.WA_StyledBackground, True)
         self.picker = QComboBox()
         self.picker.setAccessibleName("Model")
-        self.picker.setMinimumContentsLength(26)
+        self.picker.setMinimumContentsLength(18)
         self.picker.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.details = QLabel("")
         self.details.setObjectName("MutedLabel")
+        # may shrink below its text on a narrow (or high-DPI) screen; the tooltip keeps it whole
+        self.details.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.details.setMinimumWidth(90)
         self.progress = QProgressBar()
         self.progress.setFixedWidth(120)
         self.progress.setRange(0, 0)
@@ -66,6 +69,7 @@ class ModelBar(QWidget):
 
     def show_loading(self, name: str) -> None:
         self.details.setText(f"Loading {name}…")
+        self.details.setToolTip(f"Loading {name}…")
         self.progress.setRange(0, 0)
         self.progress.show()
         self.gpu_plan.setText("")
@@ -80,6 +84,8 @@ class ModelBar(QWidget):
         bits = [b for b in (info.quant, format_bytes(info.size_bytes) if info.size_bytes else "",
                             f"{info.n_ctx:,} ctx") if b]
         self.details.setText(" · ".join(bits))
+        self.details.setToolTip(" · ".join(bits))
+        self.details.setMinimumWidth(min(self.details.sizeHint().width(), 220))
         self.gpu_plan.setText(info.gpu_plan)
         self.gpu_plan.setToolTip(info.gpu_plan)
 
