@@ -1,6 +1,6 @@
 """Child process that quantizes one GGUF through llama.cpp and reports per tensor.
 
-Run as ``python -m converters.quantize_worker SRC DST FILE_TYPE NTHREAD``. llama.cpp
+Run as ``python -m converters.quantize_worker SRC DST FILE_TYPE NTHREAD [BUFFER_BYTES]``. llama.cpp
 has no progress callback; it logs ``[  i/  n] name ...`` as it starts each tensor,
 so a log callback forwards those lines to stdout as ``PROGRESS i n name``. Running
 in a child keeps llama.cpp's global logger and mapped input out of the caller's
@@ -12,11 +12,13 @@ import ctypes
 import re
 import sys
 
+BUFFER_BYTES = 256 * 1024 * 1024
 _LINE = re.compile(r"\[\s*(\d+)\s*/\s*(\d+)\]\s+(\S+)")
 
 
 def main(argv: list[str]) -> int:
     src, dst, file_type, nthread = argv[0], argv[1], int(argv[2]), int(argv[3])
+    buffer_bytes = int(argv[4]) if len(argv) > 4 else BUFFER_BYTES
     import llama_cpp
 
     pending = []
@@ -41,6 +43,10 @@ def main(argv: list[str]) -> int:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = file_type
     params.nthread = nthread
+    if hasattr(params, "max_buf_size"):
+        # llama.cpp converts a whole tensor to float32 by default (1 GB for an 8B model's
+        # embeddings, 2 GB for 70B); slabs of rows keep the quantizer's memory bounded too.
+        params.max_buf_size = buffer_bytes
     rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
     sys.stdout.write(f"DONE {rc}\n")
     sys.stdout.flush()

@@ -136,3 +136,23 @@ def test_quantized_logits_stay_close(tiny_llama, tiny_gguf_factory):
         llm.close()
     corr = np.corrcoef(out["f16"].ravel(), out["q4_k_m"].ravel())[0, 1]
     assert corr > 0.95, corr
+
+
+def test_quantizing_in_row_slabs_changes_no_byte(tiny_llama, tmp_path):
+    """The quantizer's bounded buffer (rows in slabs) gives the same file as whole tensors."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from converters.quant_types import QUANT_TYPES_INFO
+
+    mid = convert_checkpoint(tiny_llama.path, tmp_path / "m.bf16.gguf", "bf16", threads=2).path
+    root = Path(__file__).resolve().parents[1]
+    outs = []
+    for buffer_bytes in (1 << 30, 64 * 1024):  # whole tensors; a few rows at a time
+        out = tmp_path / f"q-{buffer_bytes}.gguf"
+        subprocess.run([sys.executable, "-m", "converters.quantize_worker", str(mid), str(out),
+                        str(QUANT_TYPES_INFO["q4_k_m"].file_type), "2", str(buffer_bytes)],
+                       cwd=root, check=True, capture_output=True, timeout=120)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
