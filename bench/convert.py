@@ -240,7 +240,7 @@ def main() -> int:
         print(f"ratio ours/theirs, --type q4_k_m end to end vs convert F16 + quantize: time "
               f"{ours['q4_k_m']['wall'] / (t16['wall'] + tq['wall']):.2f} (target <= 0.85), CPU time "
               f"{ours['q4_k_m']['cpu'] / (t16['cpu'] + tq['cpu']):.2f}, peak RSS "
-              f"{ours['q4_k_m']['rss'] / max(t16['rss'], tq['rss']):.2f} (both are llama.cpp's quantizer)")
+              f"{ours['q4_k_m']['rss'] / max(t16['rss'], tq['rss']):.2f}")
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
               f"(other work on the machine inflates wall times; CPU times are steadier)")
     print(PUBLISHED)

@@ -21,6 +21,9 @@ def check_output_folder(out_path: Path) -> None:
     folder = out_path.parent
     if out_path.is_dir():
         raise ConversionError(f"{out_path} is a folder; give a file name ending in .gguf for the output.")
+    blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConversionError(f"Cannot write the output to {folder}: {blocker} is a file, not a folder.")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".llamadesk-probe-", dir=folder)

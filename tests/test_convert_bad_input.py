@@ -153,7 +153,7 @@ def test_output_folder_not_writable(ckpt, tmp_path):
     with pytest.raises(ConversionError) as err:
         convert_checkpoint(ckpt, blocker / "model.gguf", "f16")
     MESSAGES["output folder not writable"] = str(err.value)
-    assert str(err.value).startswith(f"Cannot write the output to {blocker}")
+    assert str(err.value) == f"Cannot write the output to {blocker}: {blocker} is a file, not a folder."
     assert blocker.read_text().startswith("a file")
 
 
