@@ -12,8 +12,11 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum())
 
 
-def shift_quality(model_path, n_ctx: int, turns: int, max_tokens: int = 12):
-    """Per shifted turn: (top-1 agrees, KL(full || shifted)) of the next-token distribution."""
+def shift_quality(model_path, n_ctx: int, turns: int, max_tokens: int = 12, shifted: int = 0):
+    """Per shifted turn: (top-1 agrees, KL(full || shifted)) of the next-token distribution.
+
+    Stops after ``shifted`` shifted turns when given (each costs a full recompute).
+    """
     live = LlamaCppBackend(model_path, n_ctx=n_ctx, n_threads=1)
     fresh = LlamaCppBackend(model_path, n_ctx=n_ctx, n_threads=1)
     live.load()
@@ -23,6 +26,8 @@ def shift_quality(model_path, n_ctx: int, turns: int, max_tokens: int = 12):
     try:
         msgs = [ChatMessage("system", "You are a helpful assistant.")]
         for i in range(turns):
+            if shifted and len(results) >= shifted:
+                break
             msgs.append(ChatMessage("user", f"Fact {i}: say something true about the number {i + 3}."))
             shifts = live.shift_count
             live.prefill(msgs, params)
@@ -41,7 +46,7 @@ def shift_quality(model_path, n_ctx: int, turns: int, max_tokens: int = 12):
 
 
 def test_shifted_cache_agrees_with_full_recompute(smollm2_path, capsys):
-    results = shift_quality(smollm2_path, n_ctx=320, turns=19)
+    results = shift_quality(smollm2_path, n_ctx=256, turns=30, max_tokens=6, shifted=4)
     assert len(results) >= 4
     agree = sum(r[0] for r in results) / len(results)
     kls = [r[1] for r in results]
