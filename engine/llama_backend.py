@@ -81,6 +81,14 @@ class LlamaCppBackend:
         return self._rt.n_ctx if self._rt is not None else 0
 
     @property
+    def flash_attn_on(self) -> Optional[bool]:
+        """Flash attention as the context was created: on, off, or None (llama.cpp's auto)."""
+        import llama_cpp as C
+
+        kind = self._require().flash_attn_type
+        return None if kind == C.LLAMA_FLASH_ATTN_TYPE_AUTO else kind == C.LLAMA_FLASH_ATTN_TYPE_ENABLED
+
+    @property
     def plan_text(self) -> str:
         """How the model is spread over GPU and CPU, in words (empty before load)."""
         parts = [self.gpu_plan.text] if self.gpu_plan is not None else []
