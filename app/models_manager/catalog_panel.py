@@ -118,7 +118,6 @@ class CatalogPanel(QWidget):
         actions = QHBoxLayout()
         actions.addWidget(self.download_button)
         actions.addWidget(self.convert_button)
-        actions.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.suggestion)
@@ -130,7 +129,7 @@ class CatalogPanel(QWidget):
         self.status = QLabel("")
         self.status.setObjectName("MutedLabel")
         self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        actions.addWidget(self.status, 1)
 
         self._fill()
         self.quant.currentIndexChanged.connect(self._fill)

@@ -145,7 +145,15 @@ class ConvertTab(QWidget):
         if not src:
             self.message.setText("Choose a checkpoint folder first.")
             return
-        self._run(lambda h: convert_checkpoint(src, out, qtype, handle=h), f"Converting to {out.name}…")
+        def job(h):
+            from models.library import record_provenance
+
+            result = convert_checkpoint(src, out, qtype, handle=h)
+            record_provenance(result.path, origin="converted", source_path=str(Path(src).resolve()),
+                              quant=qtype.upper())
+            return result
+
+        self._run(job, f"Converting to {out.name}…")
 
     def start_from_hub(self, repo_id: str, qtype: str) -> None:
         """Download an original checkpoint (into the HF cache), then convert it like a local folder."""

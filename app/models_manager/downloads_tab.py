@@ -26,7 +26,7 @@ class DownloadsTab(QWidget):
         self.table.setAccessibleName("Downloads")
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setStretchLastSection(True)
-        for col, width in enumerate((250, 170, 80, 56, 80)):
+        for col, width in enumerate((310, 170, 80, 56, 80)):
             self.table.setColumnWidth(col, width)
         self.summary = QLabel("No downloads yet.")
         self.summary.setObjectName("MutedLabel")
@@ -45,7 +45,9 @@ class DownloadsTab(QWidget):
         row = self.table.rowCount()
         self.table.insertRow(row)
         self._rows[job.job_id] = row
-        self.table.setCellWidget(row, 0, QLabel(f"{Path(job.filename).name}\n{job.repo_id}"))
+        name = QLabel(f"{Path(job.filename).name}\n{job.repo_id}")
+        name.setToolTip(f"{job.repo_id}/{job.filename}")
+        self.table.setCellWidget(row, 0, name)
         bar = QProgressBar()
         bar.setAccessibleName(f"Download progress of {job.filename}")
         self.bars[job.job_id] = bar

@@ -13,7 +13,9 @@ SOURCES = {"models": "models folder", "hf-cache": "Hugging Face cache", "folder"
 def format_parameters(n: int) -> str:
     if not n:
         return "?"
-    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.0f} M"
+    if n >= 1e9:
+        return f"{n / 1e9:.2f} B"
+    return f"{n / 1e6:.0f} M" if n >= 1e6 else f"{n:,}"
 
 
 def list_text(entry) -> str:

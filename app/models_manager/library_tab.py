@@ -60,6 +60,9 @@ class LibraryTab(QWidget):
         self._scan_serial = 0
         self.list = QListWidget()
         self.list.setAccessibleName("Models on this computer")
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.ElideMiddle)
+        self.list.setSpacing(2)
         self.folder = QLabel("")
         self.folder.setObjectName("MutedLabel")
         self.folder.setTextInteractionFlags(Qt.TextSelectableByMouse)

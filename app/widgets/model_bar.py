@@ -6,6 +6,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QWidget
 
+from app.widgets.elided_label import ElidedLabel
 from common.task import format_bytes
 
 REMOTE_PREFIX = "remote:"
@@ -25,29 +26,27 @@ class ModelBar(QWidget):
         self.picker.setAccessibleName("Model")
         self.picker.setMinimumContentsLength(18)
         self.picker.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-        self.details = QLabel("")
+        self.picker.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.picker.setMaximumWidth(340)
+        self.details = ElidedLabel("")
         self.details.setObjectName("MutedLabel")
-        # may shrink below its text on a narrow (or high-DPI) screen; the tooltip keeps it whole
-        self.details.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
-        self.details.setMinimumWidth(90)
+        self.details.setAccessibleName("Model details")
         self.progress = QProgressBar()
         self.progress.setFixedWidth(120)
         self.progress.setRange(0, 0)
         self.progress.hide()
-        self.gpu_plan = QLabel("")
+        self.gpu_plan = ElidedLabel("")
         self.gpu_plan.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
         self.gpu_plan.setObjectName("MutedLabel")
         self.gpu_plan.setAccessibleName("GPU plan")
-        self.gpu_plan.setMinimumWidth(60)
-        self.gpu_plan.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.manage_button = QPushButton("Models…")
         self.manage_button.setAccessibleName("Open the model manager")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 6, 12, 6)
-        layout.addWidget(self.picker)
+        layout.addWidget(self.picker, 2)
         layout.addWidget(self.details)
         layout.addWidget(self.progress)
-        layout.addWidget(self.gpu_plan, 1)
+        layout.addWidget(self.gpu_plan, 3)
         layout.addWidget(self.manage_button)
         self._filling = False
         self.picker.currentIndexChanged.connect(self._on_picker_index_changed)
@@ -69,7 +68,6 @@ class ModelBar(QWidget):
 
     def show_loading(self, name: str) -> None:
         self.details.setText(f"Loading {name}…")
-        self.details.setToolTip(f"Loading {name}…")
         self.progress.setRange(0, 0)
         self.progress.show()
         self.gpu_plan.setText("")
@@ -84,10 +82,7 @@ class ModelBar(QWidget):
         bits = [b for b in (info.quant, format_bytes(info.size_bytes) if info.size_bytes else "",
                             f"{info.n_ctx:,} ctx") if b]
         self.details.setText(" · ".join(bits))
-        self.details.setToolTip(" · ".join(bits))
-        self.details.setMinimumWidth(min(self.details.sizeHint().width(), 220))
         self.gpu_plan.setText(info.gpu_plan)
-        self.gpu_plan.setToolTip(info.gpu_plan)
 
     def show_failed(self, message: str) -> None:
         self.progress.hide()

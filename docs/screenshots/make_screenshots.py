@@ -1,4 +1,5 @@
-"""Write the README's screenshots: main window (light, dark), model manager, settings.
+"""Write the README's screenshots: main window (light, dark), the model manager (catalog,
+library, a finished conversion, downloads in progress) and settings.
 
 Run under a real X server so Qt draws as it does for users:
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python docs/screenshots/make_screenshots.py
@@ -54,6 +55,20 @@ def seed_chats(store) -> int:
     return conv
 
 
+def make_library(tiny_dir: Path) -> None:
+    """The models folder of the library picture: a real tiny Llama 3 checkpoint (converted in
+    the Convert picture) and an older-style GGUF whose EOS is <|end_of_text|>."""
+    from common.paths import data_paths
+    from tests.fixtures.hub_server import write_llama3_gguf
+    from tests.fixtures.tiny_llama import make_tiny_llama
+
+    make_tiny_llama(tiny_dir)
+    models = data_paths().models
+    models.mkdir(parents=True, exist_ok=True)
+    write_llama3_gguf(models / "Meta-Llama-3-8B-Instruct-early-conversion.gguf", eos="<|end_of_text|>",
+                      name="Meta Llama 3 8B Instruct", tensor_bytes=1 << 16)
+
+
 def wait_until(app, predicate, timeout_s: float = 120.0) -> None:
     """Run the event loop until ``predicate()`` holds (checked every 20 ms)."""
     import time
@@ -84,6 +99,7 @@ def wait_until(app, predicate, timeout_s: float = 120.0) -> None:
 
 def main() -> int:
     import huggingface_hub.constants as hf_constants
+    from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
     from tests.fixtures.hub_server import FakeRepo, HubServer
@@ -131,8 +147,42 @@ def main() -> int:
     w.grab().save(str(OUT / "main-dark.png"))
     w.set_theme("light")
 
+    tiny_dir = Path(tempfile.mkdtemp(prefix="llamadesk-shots-ckpt-")) / "Tiny-Llama-3-Instruct"
+    make_library(tiny_dir)
+
     win = w.open_model_manager()
-    win.resize(980, 600)
+    win.resize(980, 620)
+    cat = win.discover.catalog
+    wait_until(app, lambda: cat.mem is not None, 60)
+    app.processEvents()
+    win.grab().save(str(OUT / "model-catalog.png"))
+
+    win.tabs.setCurrentWidget(win.convert)
+    win.convert.source.setText(str(tiny_dir))
+    win.convert.update_estimate()
+    wait_until(app, lambda: bool(win.convert.sizes), 60)
+    finished = []
+    win.convert.conversion_finished.connect(finished.append)
+    win.convert.start()
+    wait_until(app, lambda: finished, 180)
+    app.processEvents()
+    win.grab().save(str(OUT / "convert.png"))
+    # the quant chooser open, sizes next to every option: a popup is its own window, so grab the screen
+    win.convert.quant.showPopup()
+    app.processEvents()
+    frame = win.frameGeometry()
+    QGuiApplication.primaryScreen().grabWindow(0, frame.x(), frame.y(), frame.width(), 310).save(
+        str(OUT / "quant-chooser.png"))
+    win.convert.quant.hidePopup()
+
+    win.tabs.setCurrentWidget(win.library)
+    win.library.refresh()
+    wait_until(app, lambda: any(e.warnings for e in win.library.entries)
+               and any(e.provenance for e in win.library.entries), 60)
+    win.library.list.setCurrentRow(next(i for i, e in enumerate(win.library.entries) if e.warnings))
+    app.processEvents()
+    win.grab().save(str(OUT / "library.png"))
+
     win.discover.show_repo(repo_id)
     wait_until(app, lambda: win.discover.files.rowCount() > 0, 30)
     for r in range(win.discover.files.rowCount()):
@@ -154,7 +204,8 @@ def main() -> int:
     w.close()
     store.close()
     server.stop()
-    for name in ("main-light.png", "main-dark.png", "model-manager.png", "settings.png"):
+    for name in ("main-light.png", "main-dark.png", "model-catalog.png", "convert.png", "quant-chooser.png",
+                 "library.png", "model-manager.png", "settings.png"):
         print(OUT / name)
     return 0
 
