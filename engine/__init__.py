@@ -29,7 +29,14 @@ too large for the window raises ``engine.backend.MessageTooLongError`` (an
 
 Dropped turns are cut out of the KV cache and the rest shifted, so kept history is
 never re-evaluated; ``last_stats.prompt_evaluated`` says what was. ``reset_cache()``
-forces an exact re-read on the next reply.
+forces an exact re-read on the next reply. A shifted cache is close to, not exactly,
+what a full read gives (``cache_exact`` is False): while the model is idle the owner
+may call ``rebuild_cache(handle)``, which re-reads the shifted part in place, a chunk
+at a time; cancel its handle when a new request comes and it stops within one chunk,
+leaving a whole, usable cache.
+
+On the CPU, flash attention is off unless asked for: llama.cpp's CPU kernel is faster
+only for large prompt batches and 2-3x slower for generation at cache depth.
 
 ``engine.remote_backend.RemoteBackend(base_url, api_key=..., model=None, n_ctx=0)`` offers
 the same calls against an OpenAI-compatible server (TLS verified, key never logged).

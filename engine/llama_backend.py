@@ -70,6 +70,9 @@ class LlamaCppBackend:
         self.shift_count = 0
         self._rt = None
         self._cache: list[int] = []    # tokens whose keys/values sit in the cache, in order
+        # Cached entries from this position on went through a shift (or were computed
+        # on top of shifted ones): close to, but not exactly, what a full read gives.
+        self._approx_from: Optional[int] = None
 
     # --- lifecycle ----------------------------------------------------------
     @property
@@ -130,6 +133,7 @@ class LlamaCppBackend:
                 layers = fewer
         self.gpu_layers = layers
         self._cache = []
+        self._approx_from = None
         self.evaluated_tokens = 0
         self._setup_template()
         handle.progress(100, 100, unit="%", message=f"Loaded {self.name}")
@@ -154,6 +158,7 @@ class LlamaCppBackend:
             self._rt.close()
             self._rt = None
         self._cache = []
+        self._approx_from = None
 
     def _require(self):
         if self._rt is None:
@@ -183,6 +188,7 @@ class LlamaCppBackend:
         """Forget the cached conversation; the next reply evaluates its prompt in full."""
         self._require().kv_clear()
         self._cache = []
+        self._approx_from = None
 
     @property
     def cache_tokens(self) -> list[int]:
@@ -206,7 +212,11 @@ class LlamaCppBackend:
             rt.kv_remove(plan.prefix, plan.remove_to)
             rt.kv_shift(plan.remove_to, -1, -plan.removed)
             self.shift_count += 1
+            self._approx_from = (plan.prefix if self._approx_from is None
+                                 else min(plan.prefix, self._approx_from))
         keep = plan.reused
+        if self._approx_from is not None and self._approx_from >= keep:
+            self._approx_from = None
         rt.kv_remove(keep, -1)  # a stale tail, e.g. a reply the template re-renders differently
         self._cache = list(prompt[:keep])
         todo = prompt[keep:]
@@ -220,6 +230,59 @@ class LlamaCppBackend:
         self.evaluated_tokens += len(todo)
         self._cache = list(prompt)
         return len(todo)
+
+    # --- exact rebuild after a shift ----------------------------------------
+    @property
+    def cache_exact(self) -> bool:
+        """False after a shift, until ``rebuild_cache`` re-read the shifted part."""
+        return self._approx_from is None or self._approx_from >= len(self._cache)
+
+    def rebuild_cache(self, handle: Optional[TaskHandle] = None, chunk: int = 64) -> bool:
+        """Re-read the shifted part of the cache exactly; meant for when the model is idle.
+
+        The shifted part is evaluated again, ``chunk`` tokens at a time, into a
+        scratch sequence that shares the exact prefix; after each chunk the
+        conversation's sequence swaps its approximate entries for the exact ones
+        (shared cells, no copy; the chunk's old cells are freed first, so a full
+        window has room). The cache is therefore whole and usable between chunks:
+        cancelling the handle (a new request came) stops it within one chunk and
+        loses nothing, and the next reply starts from a cache that is exact further
+        than before. Returns True when the cache is exact. "Exact" up to the order of
+        floating-point sums: cells sit elsewhere than after a fresh read.
+        """
+        rt = self._require()
+        handle = handle or TaskHandle()
+        start = self._approx_from
+        total = len(self._cache)
+        if start is None or start >= total:
+            self._approx_from = None
+            return True
+        pos = start
+        rt.kv_remove(-1, -1, seq=1)
+        rt.kv_copy(0, 1, 0, start)
+        try:
+            while pos < total:
+                if handle.cancelled:
+                    return False
+                n = min(chunk, total - pos)
+                rt.kv_remove(pos, pos + n, seq=0)
+                try:
+                    rt.decode(self._cache[pos:pos + n], pos, seq=1)
+                except Exception:
+                    rt.kv_remove(pos, -1, seq=0)  # keep what is whole: the exact part
+                    del self._cache[pos:]
+                    self._approx_from = None
+                    raise
+                rt.kv_copy(1, 0, pos, pos + n)
+                self.evaluated_tokens += n
+                pos += n
+                self._approx_from = pos
+                handle.progress(pos - start, total - start, unit="tokens",
+                                message="Refreshing the conversation's memory")
+            self._approx_from = None
+            return True
+        finally:
+            rt.kv_remove(-1, -1, seq=1)
 
     # --- generation ---------------------------------------------------------
     def stream_chat(self, messages: Sequence[ChatMessage], params: GenerationParams,

@@ -79,6 +79,10 @@ class LlamaRuntime:
         cparams.n_batch = n_batch
         cparams.n_ubatch = n_batch
         cparams.n_threads = n_threads
+        # Sequence 1 is scratch space for rebuilding part of the cache exactly while
+        # sequence 0 stays usable; one unified cache, so n_ctx cells in all.
+        cparams.n_seq_max = 2
+        cparams.kv_unified = True
         cparams.n_threads_batch = n_threads
         if flash_attn is None:
             flash_attn = cpu_flash_attn_default() if n_gpu_layers == 0 else None
@@ -144,7 +148,7 @@ class LlamaRuntime:
 
     # --- evaluation --------------------------------------------------------
     def decode(self, tokens: Sequence[int], start_pos: int,
-               handle: Optional[TaskHandle] = None) -> int:
+               handle: Optional[TaskHandle] = None, seq: int = 0) -> int:
         """Evaluate tokens at positions start_pos..; logits for the last one only.
 
         Returns how many tokens were evaluated. With a handle, a long evaluation is
@@ -165,7 +169,7 @@ class LlamaRuntime:
                     b.token[i] = tok
                     b.pos[i] = start_pos + done + i
                     b.n_seq_id[i] = 1
-                    b.seq_id[i][0] = 0
+                    b.seq_id[i][0] = seq
                     b.logits[i] = 0
                 b.logits[n - 1] = 1 if done + n == len(tokens) else 0
                 b.n_tokens = n
@@ -209,8 +213,12 @@ class LlamaRuntime:
     def can_shift(self) -> bool:
         return bool(C.llama_memory_can_shift(self.mem))
 
-    def kv_remove(self, p0: int, p1: int) -> bool:
-        return bool(C.llama_memory_seq_rm(self.mem, 0, p0, p1))
+    def kv_remove(self, p0: int, p1: int, seq: int = 0) -> bool:
+        return bool(C.llama_memory_seq_rm(self.mem, seq, p0, p1))
+
+    def kv_copy(self, src: int, dst: int, p0: int, p1: int) -> None:
+        """Let sequence ``dst`` share ``src``'s entries at positions [p0, p1) (no copy made)."""
+        C.llama_memory_seq_cp(self.mem, src, dst, p0, p1)
 
     def kv_shift(self, p0: int, p1: int, delta: int) -> None:
         C.llama_memory_seq_add(self.mem, 0, p0, p1, delta)
