@@ -29,6 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine.context_window import reply_reserve  # noqa: E402
 from engine.llama_backend import LlamaCppBackend, default_threads  # noqa: E402
 from engine.types import ChatMessage, GenerationParams  # noqa: E402
 
@@ -59,7 +60,7 @@ def top_up(backend, history: list[ChatMessage]) -> list[ChatMessage]:
     The question that follows then overflows the window, and the oldest turn has to
     leave: the case where other apps re-read the whole history.
     """
-    budget = backend.n_ctx - PARAMS.max_tokens
+    budget = backend.n_ctx - reply_reserve(PARAMS.max_tokens, backend.n_ctx)
     slack = budget - len(backend.prompt_tokens(history + [M("assistant", "")]))
     # Varied text: a reply of one repeated word is a degenerate history whose cached
     # states lean on whatever came before it (the shift's KL was 13 nats on one).
@@ -74,7 +75,7 @@ def top_up(backend, history: list[ChatMessage]) -> list[ChatMessage]:
 
 
 def first_history(backend) -> list[ChatMessage]:
-    budget = backend.n_ctx - PARAMS.max_tokens
+    budget = backend.n_ctx - reply_reserve(PARAMS.max_tokens, backend.n_ctx)
     turns = 1
     while len(backend.prompt_tokens(long_history(turns + 1))) < budget:
         turns += 1
@@ -100,6 +101,10 @@ def naive(model: Path, n_ctx: int, threads: int, fitted: list[ChatMessage]):
         return elapsed, list(llm.input_ids[:llm.n_tokens]), logits.astype(np.float64)
     finally:
         llm.close()
+
+
+def _eval_ms(stats) -> float:
+    return stats.prompt_evaluated / stats.prompt_tps * 1000 if stats.prompt_tps else 0.0
 
 
 def kl_and_agreement(full: np.ndarray, shifted: np.ndarray) -> tuple[bool, float]:
@@ -138,17 +143,21 @@ def main() -> int:
             fresh = LlamaCppBackend(model, n_ctx=args.n_ctx, n_threads=args.threads)
             fresh.load()
             try:
+                ttft(fresh, [SYSTEM, M("user", "Hello.")])  # llama.cpp's one-time set-up on first use
+                fresh.reset_cache()
                 first.append(ttft(fresh, [SYSTEM, M("user", QUESTION)]))
                 first_eval = fresh.last_stats.prompt_evaluated
+                first_eval_ms = _eval_ms(fresh.last_stats)
             finally:
                 fresh.unload()
             msgs = history + [M("user", QUESTION)]
             after.append(ttft(b, msgs))
             s = b.last_stats
             print(f"round {r + 1} (load {os.getloadavg()[0]:.2f}): first turn {first[-1] * 1000:.0f} ms "
-                  f"({first_eval} tokens evaluated); after overflow {after[-1] * 1000:.0f} ms: dropped "
-                  f"{len(s.dropped)} messages, prompt {s.prompt_tokens} tokens, evaluated "
-                  f"{s.prompt_evaluated}", flush=True)
+                  f"({first_eval} tokens evaluated in {first_eval_ms:.0f} ms); after overflow "
+                  f"{after[-1] * 1000:.0f} ms: dropped {len(s.dropped)} messages, prompt "
+                  f"{s.prompt_tokens} tokens, evaluated {s.prompt_evaluated} in {_eval_ms(s):.0f} ms "
+                  "(the rest: fitting, rendering, tokenizing, the shift, the first token)", flush=True)
             fitted = list(b.last_fit.messages)
             if r == 0:
                 b.prefill(msgs, PARAMS)  # the cache exactly as the overflow turn left it
