@@ -3,6 +3,10 @@
 The GUI talks to it only through queued signals, except ``stop()``, which just
 cancels the current task handle (thread-safe) so the generation loop ends within
 one token even while the worker thread is busy.
+
+When a reply made the engine drop old turns by shifting the cache, the worker
+re-reads the shifted part exactly while it is idle, one small chunk per event-loop
+turn: a request queued meanwhile runs before the next chunk and abandons the rest.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from common.task import TaskHandle
 from engine.llama_backend import LlamaCppBackend
@@ -66,6 +70,10 @@ class EngineWorker(QObject):
     """Generation failed; the argument is the message to show."""
     context_counted = Signal(object)
     """A ContextReport for the conversation and draft last asked about."""
+    cache_refreshed = Signal()
+    """The model's memory of the conversation is exact again after a shift."""
+
+    IDLE_REBUILD_CHUNK = 32     # tokens re-read per event-loop turn while idle
 
     def __init__(self, n_ctx: int = 8192):
         super().__init__()
@@ -75,6 +83,7 @@ class EngineWorker(QObject):
         self._handle: Optional[TaskHandle] = None
         self.last_stats = None
         self.info: Optional[ModelInfo] = None
+        self._idle_rebuild_pending = False
 
     @property
     def backend(self):
@@ -84,6 +93,7 @@ class EngineWorker(QObject):
     def load_model(self, request) -> None:
         if isinstance(request, str):
             request = LoadRequest(request, n_ctx=self._n_ctx)
+        self._idle_rebuild_pending = False
         try:
             self._unload()
             handle = TaskHandle(on_progress=self.load_progressed.emit)
@@ -101,6 +111,7 @@ class EngineWorker(QObject):
         if self._backend is None:
             self.reply_failed.emit("No model is loaded yet. Pick one in the model list above the chat.")
             return
+        self._idle_rebuild_pending = False
         handle = TaskHandle()
         with self._handle_lock:
             self._handle = handle
@@ -118,6 +129,35 @@ class EngineWorker(QObject):
             with self._handle_lock:
                 self._handle = None
         self.reply_finished.emit("cancelled" if handle.cancelled else reason)
+        self._schedule_idle_rebuild()
+
+    def _schedule_idle_rebuild(self) -> None:
+        if getattr(self._backend, "cache_exact", True):
+            return
+        self._idle_rebuild_pending = True
+        QTimer.singleShot(0, self._on_idle_rebuild_step)
+
+    def _on_idle_rebuild_step(self) -> None:
+        backend = self._backend
+        if not self._idle_rebuild_pending or backend is None:
+            return
+        # One chunk, then back to the event loop: the chunk's progress report cancels the step.
+        step = TaskHandle(on_progress=lambda _report: step.cancel())
+        with self._handle_lock:
+            self._handle = step
+        try:
+            exact = backend.rebuild_cache(step, chunk=self.IDLE_REBUILD_CHUNK)
+        except Exception:           # the cache stays usable; the next request re-reads what it needs
+            self._idle_rebuild_pending = False
+            return
+        finally:
+            with self._handle_lock:
+                self._handle = None
+        if exact:
+            self._idle_rebuild_pending = False
+            self.cache_refreshed.emit()
+        else:
+            QTimer.singleShot(0, self._on_idle_rebuild_step)
 
     @Slot(list, str, int)
     def count_context(self, messages: list, draft: str, reserve: int) -> None:
@@ -149,6 +189,7 @@ class EngineWorker(QObject):
 
     @Slot()
     def shutdown(self) -> None:
+        self._idle_rebuild_pending = False
         self._unload()
 
     def _unload(self) -> None:
