@@ -95,10 +95,7 @@ class MessageOps:
         leaf. ``parent_id=None`` appends to the active path."""
         with self._writing() as db:
             conv = self._require_conversation(db, conv_id)
-            if parent_id is None:
-                parent_id = conv["active_leaf"]
-            else:
-                _require_in(db, parent_id, conv_id)
+            parent_id = _parent_or_active_leaf(db, conv, parent_id)
             new_id = self._insert(db, conv_id, parent_id, USER, content, COMPLETE)
             if conv["title"] is None:
                 db.execute("UPDATE conversations SET title = ?, title_is_auto = 1 WHERE id = ?",
@@ -111,10 +108,7 @@ class MessageOps:
         through ``reply_writer``. ``parent_id=None`` answers the active leaf."""
         with self._writing() as db:
             conv = self._require_conversation(db, conv_id)
-            if parent_id is None:
-                parent_id = conv["active_leaf"]
-            else:
-                _require_in(db, parent_id, conv_id)
+            parent_id = _parent_or_active_leaf(db, conv, parent_id)
             return self._insert(db, conv_id, parent_id, ASSISTANT, "", STREAMING,
                                 model=model or conv["model"], params=params)
 
@@ -209,6 +203,14 @@ class MessageOps:
         db.execute("UPDATE conversations SET active_leaf = ?, updated = ? WHERE id = ?",
                    (cur.lastrowid, now, conv_id))
         return cur.lastrowid
+
+
+def _parent_or_active_leaf(db: sqlite3.Connection, conv, parent_id: Optional[int]) -> Optional[int]:
+    """The given parent (checked to belong to the conversation), or its active leaf."""
+    if parent_id is None:
+        return conv["active_leaf"]
+    _require_in(db, parent_id, conv["id"])
+    return parent_id
 
 
 def _require_in(db: sqlite3.Connection, message_id: int, conv_id: int) -> None:

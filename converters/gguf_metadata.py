@@ -6,6 +6,9 @@ import gguf
 from converters.checkpoint import Checkpoint
 from converters.tokenizer_meta import TokenizerMeta
 
+# Where a checkpoint's repo lives on the web; recorded in the GGUF, never fetched.
+HUB_WEB_URL = "https://huggingface.co"
+
 FILE_TYPES = {"F32": gguf.LlamaFileType.ALL_F32, "F16": gguf.LlamaFileType.MOSTLY_F16,
               "BF16": gguf.LlamaFileType.MOSTLY_BF16}
 
@@ -14,9 +17,9 @@ def add_metadata(w: gguf.GGUFWriter, ckpt: Checkpoint, tok: TokenizerMeta, out_d
     c = ckpt.config
     w.add_name(ckpt.name)
     if ckpt.repo_id:
-        w.add_source_repo_url(f"https://huggingface.co/{ckpt.repo_id}")
+        w.add_source_repo_url(f"{HUB_WEB_URL}/{ckpt.repo_id}")
         if ckpt.revision:
-            w.add_source_url(f"https://huggingface.co/{ckpt.repo_id}/tree/{ckpt.revision}")
+            w.add_source_url(f"{HUB_WEB_URL}/{ckpt.repo_id}/tree/{ckpt.revision}")
     w.add_file_type(int(FILE_TYPES[out_dtype]))
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
 

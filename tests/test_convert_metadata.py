@@ -7,6 +7,7 @@ import shutil
 import gguf
 import pytest
 
+from converters.gguf_metadata import HUB_WEB_URL
 from converters.pipeline import convert_checkpoint
 from converters.tokenizer_meta import CONTROL, NORMAL
 from tests.fixtures.tiny_llama import LLAMA3_CHAT_TEMPLATE
@@ -65,7 +66,7 @@ def test_chat_template_from_jinja_file_and_hub_origin(tiny_llama, tmp_path):
     (snap / "chat_template.jinja").write_text(template)
     f = _fields(convert_checkpoint(snap, tmp_path / "m.gguf", "f16", threads=2).path)
     assert f["general.name"] == "Llama-3.2-1B-Instruct"
-    assert f["general.source.repo_url"] == "https://huggingface.co/meta-llama/Llama-3.2-1B-Instruct"
+    assert f["general.source.repo_url"] == f"{HUB_WEB_URL}/meta-llama/Llama-3.2-1B-Instruct"
     assert f["general.source.url"].endswith("/tree/0123abcd")
     assert f["tokenizer.chat_template"] == template
 
