@@ -53,6 +53,9 @@ def whoami(token: str) -> dict:
 
     if hub_env.offline():
         raise hub_env.OfflineError("checking a token")
+    from models import hub_http
+
+    hub_http.install()
     try:
         return HfApi(endpoint=hub_env.endpoint()).whoami(token=token)
     except HfHubHTTPError as exc:

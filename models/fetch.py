@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from common.paths import data_paths
 from common.task import TaskHandle, format_bytes
-from models import auth, hub_env
+from models import auth, hub_env, hub_http
 from models.hub_errors import translate
 
 CHUNK = 1 << 20
@@ -123,6 +123,7 @@ def resolve_remote(repo_id: str, filename: str, revision: Optional[str] = None, 
 
     if hub_env.offline():
         raise hub_env.OfflineError("downloading")
+    hub_http.install()
     ep = hub_env.endpoint()
     info = auth.find_token() if token is None else auth.TokenInfo(token, "the given token")
     url = hf_hub_url(repo_id, filename, revision=revision, endpoint=ep)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from models import auth, hub_env
+from models import auth, hub_env, hub_http
 from models.gguf_names import GGUFSet, group_gguf_files
 from models.hub_errors import translate
 
@@ -77,6 +77,7 @@ class RepoListing:
 def _api():
     from huggingface_hub import HfApi
 
+    hub_http.install()
     return HfApi(endpoint=hub_env.endpoint())
 
 
@@ -94,13 +95,17 @@ def search(query: str = "", *, kind: Optional[str] = None, sort: str = "download
         raise ValueError(f"sort must be one of {sorted(SORTS)}")
     if kind not in KIND_FILTERS:
         raise ValueError("kind must be 'gguf', 'llama' or None")
-    rows = _api().list_models(search=query or None, filter=KIND_FILTERS[kind], sort=SORTS[sort],
-                              limit=limit, expand=_EXPAND, token=_token_arg(token))
+    tok = _token_arg(token)
     out = []
-    for m in rows:
-        created = getattr(m, "created_at", None)
-        out.append(RepoSummary(m.id, int(m.downloads or 0), int(m.likes or 0), bool(m.gated),
-                               tuple(m.tags or ()), created.isoformat() if created else None))
+    try:  # the listing is fetched as it is iterated
+        for m in _api().list_models(search=query or None, filter=KIND_FILTERS[kind], sort=SORTS[sort],
+                                    limit=limit, expand=_EXPAND, token=tok):
+            created = getattr(m, "created_at", None)
+            out.append(RepoSummary(m.id, int(m.downloads or 0), int(m.likes or 0), bool(m.gated),
+                                   tuple(m.tags or ()), created.isoformat() if created else None))
+    except Exception as exc:  # noqa: BLE001 - translated or re-raised as is
+        source = None if tok is False else (auth.find_token().source if token is None else "the given token")
+        raise translate(exc, "", source) from exc
     return out
 
 

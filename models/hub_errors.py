@@ -38,6 +38,22 @@ class RepoNotFound(HubAccessError):
     kind = "not_found"
 
 
+class HubUnreachable(HubAccessError):
+    """No connection to the Hub at all (no network, unknown host, refused): worth no retry."""
+
+    kind = "unreachable"
+
+    def __init__(self, message: str, repo_id: Optional[str] = None, *, detail: str = ""):
+        super().__init__(message, repo_id)
+        self.detail = detail   # the system's own words (e.g. "[Errno -2] Name or service not known")
+
+
+def unreachable_message() -> str:
+    where = "" if hub_env.endpoint() == hub_env.DEFAULT_ENDPOINT else f" at {hub_env.endpoint()}"
+    return (f"Can't reach the Hugging Face Hub{where} (no network?). "
+            "Models already on this computer still work.")
+
+
 def sign_in_message(repo_id: str) -> str:
     return (f"{repo_id} is a gated model: sign in with a Hugging Face token to download it "
             f"(set HF_TOKEN, run `hf auth login`, or enter a token in LlamaDesk; "
@@ -60,6 +76,10 @@ def translate(exc: BaseException, repo_id: str, token_source: Optional[str]) -> 
     from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, RepositoryNotFoundError,
                                         RevisionNotFoundError, RemoteEntryNotFoundError)
 
+    if isinstance(exc, HubAccessError):
+        return exc
+    if _is_connection_failure(exc):
+        return HubUnreachable(unreachable_message(), repo_id, detail=str(exc))
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     if status == 401 and token_source is not None:
@@ -76,3 +96,14 @@ def translate(exc: BaseException, repo_id: str, token_source: Optional[str]) -> 
         return RepoNotFound(f"No model repository {repo_id} on {hub_env.endpoint()} "
                             "(check the name; private repos need a token).", repo_id)
     return exc
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    """A failed connect from either HTTP stack (huggingface_hub's httpx2, our downloads' httpx)."""
+    import sys
+
+    for name in ("httpx2", "httpx"):
+        lib = sys.modules.get(name)   # an error from a stack means that stack is imported
+        if lib is not None and isinstance(exc, (lib.ConnectError, lib.ConnectTimeout)):
+            return True
+    return False
