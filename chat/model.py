@@ -57,7 +57,7 @@ class Conversation:
     updated: float
     deleted: Optional[float]    # when it was moved to the trash
     active_leaf_id: Optional[int]
-    message_count: int = 0
+    message_count: int = 0      # messages on the active path (alternatives not counted)
 
     @property
     def display_title(self) -> str:
@@ -88,10 +88,12 @@ class Message:
 class SearchHit:
     conversation_id: int
     conversation_title: str
-    message_id: int
+    message_id: int              # the database id (stable; not a position)
     role: str
     snippet: str
     created: float
+    position: Optional[int] = None   # 1-based place on the conversation's shown path;
+    path_length: int = 0             # None: the message is in another version (a branch)
 
 
 def auto_title(text: str) -> str:

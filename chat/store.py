@@ -31,9 +31,18 @@ from chat.model import (ChatStoreError, Conversation, NotFoundError, SearchHit,
 
 ConvIds = Union[int, Iterable[int], None]
 
+# message_count is the length of the active path (what `active_path` returns and the
+# window shows), not every message of the tree: alternatives are not counted.
 _CONV_COLUMNS = """c.id, c.title, c.title_is_auto, c.system_prompt, c.model, c.pinned,
     c.archived, c.created, c.updated, c.deleted, c.active_leaf,
-    (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count"""
+    (WITH RECURSIVE path(id) AS (
+        SELECT COALESCE(c.active_leaf, (
+            SELECT m.id FROM messages m WHERE m.conversation_id = c.id
+              AND NOT EXISTS (SELECT 1 FROM messages k WHERE k.parent_id = m.id)
+            ORDER BY m.created DESC, m.id DESC LIMIT 1))
+        UNION ALL
+        SELECT m.parent_id FROM messages m JOIN path p ON m.id = p.id WHERE m.parent_id IS NOT NULL)
+     SELECT count(*) FROM path WHERE id IS NOT NULL) AS message_count"""
 
 
 class ChatStore(MessageOps):
@@ -293,10 +302,19 @@ class ChatStore(MessageOps):
             "JOIN conversations c ON c.id = m.conversation_id "
             "WHERE messages_fts MATCH ? AND c.deleted IS NULL "
             "ORDER BY rank LIMIT ?", (markers[0], markers[1], match, limit))
-        return [SearchHit(conversation_id=r["conversation_id"],
-                          conversation_title=r["title"] or UNTITLED, message_id=r["id"],
-                          role=r["role"], snippet=r["snippet"], created=r["created"])
-                for r in rows]
+        paths: dict[int, list[int]] = {}
+        hits = []
+        for r in rows:
+            conv_id = r["conversation_id"]
+            if conv_id not in paths:
+                paths[conv_id] = [m.id for m in self.active_path(conv_id)]
+            path = paths[conv_id]
+            hits.append(SearchHit(conversation_id=conv_id, conversation_title=r["title"] or UNTITLED,
+                                  message_id=r["id"], role=r["role"], snippet=r["snippet"],
+                                  created=r["created"],
+                                  position=path.index(r["id"]) + 1 if r["id"] in path else None,
+                                  path_length=len(path)))
+        return hits
 
     # export and import --------------------------------------------------
     def export_json(self, conv_ids: ConvIds = None) -> str:

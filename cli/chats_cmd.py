@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("list", help="list conversations (the default)")
     p.add_argument("--archived", action="store_true", help="include archived ones")
     p.add_argument("--trash", action="store_true", help="list the trash instead")
-    p = sub.add_parser("search", help="full-text search across all messages")
+    p = sub.add_parser("search", help="full-text search across all messages (a hit's 'message N of M' "
+                                      "counts along the path `chats show` prints)")
     p.add_argument("query", nargs="+")
     p.add_argument("--limit", type=int, default=20)
     p = sub.add_parser("show", help="print a conversation's active path as Markdown")
@@ -81,7 +82,9 @@ def _search(store, args) -> int:
         return 0
     for h in hits:
         snippet = " ".join(h.snippet.split())
-        print(f"{h.conversation_id:>5}  {h.conversation_title}  ({h.role}, message {h.message_id})")
+        where = (f"message {h.position} of {h.path_length}" if h.position is not None
+                 else "in another version of the conversation, not on the path `chats show` prints")
+        print(f"{h.conversation_id:>5}  {h.conversation_title}  ({h.role}, {where})")
         print(f"       {snippet}")
     return 0
 

@@ -76,3 +76,34 @@ def test_while_the_app_holds_the_database(filled, tmp_path):
         refused = run("import", str(exported))
         assert refused.returncode == 1
         assert "already open in another LlamaDesk window" in refused.stderr
+
+
+def test_search_numbers_messages_as_list_counts_them(filled, capsys):
+    """`chats list` counts the messages `chats show` prints; a hit says which of them it is."""
+    with ChatStore.open() as store:
+        conv = store.create(title="Knitting")
+        first_reply = None
+        for question in ("Which wool for socks?", "And for a scarf?", "How many skeins?"):
+            store.add_user_message(conv, question)
+            w = store.start_reply(conv)
+            w.append(f"An answer about {question.split()[-1].rstrip('?')}.")
+            w.finish()
+            first_reply = first_reply or w.message_id
+        # An alternative reply to the first question: a branch, not on the shown path.
+        alt = store.regenerate(first_reply)
+        w = store.reply_writer(alt)
+        w.append("Merino is a classic alpaca alternative.")
+        w.finish()
+        store.switch_to(store.active_path(conv)[-1].id)
+        assert len(store.messages(conv)) > 6 and len(store.active_path(conv)) == 2
+        store.switch_to(first_reply)
+        path = store.active_path(conv)
+    assert len(path) == 6 and path[-1].content == "An answer about skeins."
+    assert main.main(["chats"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.endswith("Knitting"))
+    assert row.split()[3] == "6"
+    assert main.main(["chats", "search", "scarf"]) == 0
+    hits = capsys.readouterr().out
+    assert "(user, message 3 of 6)" in hits and "(assistant, message 4 of 6)" in hits
+    assert main.main(["chats", "search", "merino"]) == 0
+    assert "in another version of the conversation" in capsys.readouterr().out

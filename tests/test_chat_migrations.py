@@ -47,7 +47,8 @@ def test_version_1_database_is_migrated_and_keeps_everything(tmp_path):
         assert store._rows("PRAGMA user_version")[0][0] == schema.LATEST == 3
         assert store.integrity_check() == "ok"
         convs = {c.id: c for c in store.list()}
-        assert convs[1].title == "Llamas" and convs[1].message_count == 4
+        assert convs[1].title == "Llamas" and len(store.messages(1)) == 4
+        assert convs[1].message_count == 2       # the messages on the active path, below
         assert not convs[1].pinned and convs[1].system_prompt is None
         # no active path in version 1: the most recent leaf is chosen
         assert [m.id for m in store.active_path(1)] == [1, 3]
