@@ -57,19 +57,11 @@ class VerificationReport:
 
 
 def render_chat_template(template: str, messages, bos_token: str, eos_token: str) -> str:
-    """Render a chat template the way llama-cpp-python does: a sandboxed Jinja environment."""
-    import datetime
+    """Render a chat template the way the engine does: the project's one bounded sandbox."""
+    from common.jinja_sandbox import render_template
 
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    def raise_exception(message):
-        raise ValueError(message)
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.globals["raise_exception"] = raise_exception
-    env.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
-    return env.from_string(template).render(messages=messages, bos_token=bos_token,
-                                            eos_token=eos_token, add_generation_prompt=True)
+    return render_template(template, messages=messages, bos_token=bos_token,
+                           eos_token=eos_token, add_generation_prompt=True)
 
 
 class _LoadedModel:

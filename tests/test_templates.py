@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from common.jinja_sandbox import TemplateRefused
 from engine.templates import ChatTemplate, TemplateError
 from engine.types import ChatMessage
 from tests.fixtures.tiny_llama import LLAMA3_CHAT_TEMPLATE
@@ -51,7 +52,7 @@ def test_llama31_template_raise_exception_becomes_a_clear_error():
     t = ChatTemplate(LLAMA31, bos_token=BOS)
     msgs = [{"role": "user", "content": "hi"},
             {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "a", "arguments": {}}}] * 2}]
-    with pytest.raises(TemplateError, match="only supports single tool-calls"):
+    with pytest.raises(TemplateRefused, match="only supports single tool-calls"):
         t._template.render(messages=msgs, bos_token=BOS, add_generation_prompt=True)
 
 
