@@ -2,18 +2,23 @@
 
 Checks: llama.cpp loads it; its end-of-generation set includes ``<|eot_id|>``; its
 chat template renders a two-turn conversation; its tokenizer matches Hugging Face
-``tokenizers`` on a fixed corpus (when that package is installed); a short prompt
+``tokenizers`` on a fixed corpus (when that package is installed), tokenizing with merges
+ignored as Meta's Llama 3 tokenizer does, whatever tokenizer.json's ``ignore_merges`` flag
+says (the report says when the file had it off); a short prompt
 evaluates to finite logits (for files up to 1 GiB: beyond that, reading every weight
 would take the process past its memory target; fidelity is covered by the tests).
 """
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from converters.errors import ConversionError
+from converters.tokenizer_meta import llama3_reference_json, recognize_llama3
 from converters.verify_corpus import TOKENIZER_CORPUS
 
 FULL_LOAD_MAX_BYTES = 1024 ** 3  # above this, building or evaluating would map more than the memory target
@@ -220,7 +225,8 @@ def _check_template(model: _LoadedModel) -> Check:
     lib = model._lib
     raw = lib.llama_model_chat_template(model.model, None)
     if not raw:
-        return Check("chat_template", True, "no chat template in the checkpoint (a base model)", skipped=True)
+        return Check("chat_template", True, "no chat template in the checkpoint (a base model): chat uses "
+                                            "LlamaDesk's built-in Llama 3 format", skipped=True)
     template = raw.decode("utf-8", "replace")
     bos = model.piece(lib.llama_vocab_bos(model.vocab))
     eos = model.piece(lib.llama_vocab_eos(model.vocab))
@@ -238,23 +244,42 @@ def _check_template(model: _LoadedModel) -> Check:
     return Check("chat_template", True, f"renders a two-turn conversation ({n} tokens)")
 
 
+FLAG_OFF_NOTE = ("tokenizer.json had ignore_merges {state}; converted with Llama 3's tokenizer semantics, "
+                 "as Meta trained it")
+
+
 def _check_tokenizer(model: _LoadedModel, tokenizer_json: Optional[Path]) -> Check:
+    """llama.cpp's ids against Hugging Face ``tokenizers`` with merges ignored, as Llama 3 tokenizes
+    (whatever the file's own ``ignore_merges`` says; see converters/tokenizer_meta.py)."""
     try:
         from tokenizers import Tokenizer
     except ImportError:
         return Check("tokenizer_parity", True, "the tokenizers package is not installed", skipped=True)
     if tokenizer_json is None or not Path(tokenizer_json).is_file():
         return Check("tokenizer_parity", True, "no tokenizer.json to compare with", skipped=True)
-    hf = Tokenizer.from_file(str(tokenizer_json))
-    n_tokens = 0
+    data = json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))
+    try:
+        recognized = recognize_llama3(data)
+    except ConversionError:
+        recognized = None
+    hf = Tokenizer.from_str(llama3_reference_json(data))
+    merged = Tokenizer.from_str(json.dumps(dict(data, model=dict(data["model"], ignore_merges=False))))
+    n_tokens = flag_sensitive = 0
     for text in TOKENIZER_CORPUS:
         ours = model.tokenize(text.encode("utf-8"), special=True)
         theirs = hf.encode(text, add_special_tokens=False).ids
         if list(ours) != list(theirs):
             return Check("tokenizer_parity", False, f"llama.cpp and tokenizers disagree on {text[:40]!r}")
         n_tokens += len(ours)
-    return Check("tokenizer_parity", True,
-                 f"identical ids on {len(TOKENIZER_CORPUS)} texts ({n_tokens} tokens)")
+        flag_sensitive += merged.encode(text, add_special_tokens=False).ids != theirs
+    detail = (f"identical ids on {len(TOKENIZER_CORPUS)} texts ({n_tokens} tokens) with merges ignored, "
+              f"as Llama 3 tokenizes ({flag_sensitive} of the texts split otherwise with merges applied)")
+    if recognized is not None:
+        detail += f"; {recognized.describe()}"
+        if recognized.flag_overruled:
+            detail += "; " + FLAG_OFF_NOTE.format(state="off" if recognized.ignore_merges is False
+                                                  else "unset (off)")
+    return Check("tokenizer_parity", True, detail)
 
 
 def _check_decode(model: _LoadedModel, threads: Optional[int]) -> Check:

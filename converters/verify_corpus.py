@@ -1,4 +1,6 @@
-"""A fixed text corpus for tokenizer parity: code, whitespace, digits, scripts, emoji, specials."""
+"""A fixed text corpus for tokenizer parity: code, whitespace, digits, scripts, emoji, specials,
+and words that Llama 3 keeps whole only because it looks whole pieces up before merging
+(with Hugging Face's ``ignore_merges`` off, " Việt" is 3 tokens instead of 101798)."""
 from __future__ import annotations
 
 TOKENIZER_CORPUS: tuple[str, ...] = (
@@ -24,4 +26,8 @@ TOKENIZER_CORPUS: tuple[str, ...] = (
     "URL https://example.com/path?q=1&r=two#frag and e-mail a.b@example.org",
     "''' \"\"\" ``` ~~~ !!! ??? ... --- ___ *** ### @@@",
     "x=1;y=2;print(x+y)#comment",
+    # Whole pieces in Meta's vocabulary that its merges do not reach.
+    " Tiếng Việt, soubor, sektör, Merkez Üniversitesi, nhiệm, tekrar, vzdělávání",
+    " ремонт 5 октября, 오후 اقدام",
+    "しない",
 )

@@ -144,6 +144,9 @@ class LlamaCppBackend:
         eos_id = _eos(rt)
         eos = rt.piece(eos_id, special=True).decode("utf-8", "replace") if eos_id >= 0 else ""
         source = rt.chat_template()
+        if not source:
+            self.load_notes.append("The model has no chat template (a base model); "
+                                   "chatting uses the built-in Llama 3 format.")
         try:
             self.template = ChatTemplate(source, bos_token=bos, eos_token=eos)
             self.template.render([ChatMessage("system", "s"), ChatMessage("user", "u")])

@@ -91,6 +91,21 @@ def tiny_llama_factory(tmp_path_factory, tiny_tokenizer):
 
 
 @pytest.fixture(scope="session")
+def wild_llama_factory(tmp_path_factory, tiny_tokenizer):
+    """make(name) -> TinyLlama for a checkpoint as found in the wild (tiny_llama.WILD_VARIANTS), cached."""
+    from tests.fixtures.tiny_llama import make_wild_llama
+
+    cache = {}
+
+    def make(name: str):
+        if name not in cache:
+            cache[name] = make_wild_llama(tmp_path_factory.mktemp(f"tiny-llama-{name}"), name, tiny_tokenizer)
+        return cache[name]
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def tiny_llama(tiny_llama_factory):
     """The plain, sharded tiny Llama 3 checkpoint."""
     return tiny_llama_factory("plain", True)

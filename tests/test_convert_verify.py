@@ -40,16 +40,15 @@ def test_large_files_are_checked_without_mapping_weights(tiny_llama, tiny_gguf_f
 
 
 def test_failed_verification_keeps_no_file(tiny_llama, tmp_path):
-    """A tokenizer whose end-of-turn token lost its name converts, but fails verification."""
+    """A chat template that cannot render a conversation converts, but fails verification.
+    (A tokenizer whose <|eot_id|> lost its name is no longer Llama 3's, refused before converting.)"""
     src = tmp_path / "ckpt"
     shutil.copytree(tiny_llama.path, src)
-    tok = json.loads((src / "tokenizer.json").read_text())
-    for added in tok["added_tokens"]:
-        if added["content"] == "<|eot_id|>":
-            added["content"] = "<|end_of_turn|>"
-    (src / "tokenizer.json").write_text(json.dumps(tok))
+    cfg = json.loads((src / "tokenizer_config.json").read_text())
+    cfg["chat_template"] = "{{ raise_exception('only one message, please') }}"
+    (src / "tokenizer_config.json").write_text(json.dumps(cfg))
     out = tmp_path / "out"
     with pytest.raises(ConversionError) as err:
         convert_checkpoint(src, out / "m.gguf", "f16", threads=2)
-    assert "failed verification (end_of_generation" in str(err.value)
+    assert "failed verification (chat_template" in str(err.value)
     assert list(out.iterdir()) == []

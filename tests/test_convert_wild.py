@@ -1,0 +1,213 @@
+"""Genuine Llama 3 checkpoints as they exist in the wild all convert (tokenizer_meta.WILD_VARIANTS).
+
+Llama 3's tokenizer is recognised by its content (split regex, special-token layout,
+fingerprint), not by Hugging Face's ignore_merges flag; verification compares llama.cpp
+with ``tokenizers`` tokenizing as Meta's tokenizer does (whole pieces first).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import gguf
+import pytest
+
+import main
+from converters.errors import ConversionError
+from converters.pipeline import convert_checkpoint
+from converters.tokenizer_meta import (FINGERPRINT_PIECES, FINGERPRINT_TEXT, LLAMA3_PRETOKENIZER_REGEX,
+                                       META_FINGERPRINT, llama3_ids, llama3_reference_json, recognize_llama3)
+from converters.verify_corpus import TOKENIZER_CORPUS
+from tests.fixtures.tiny_llama import FLAG_SENSITIVE_WORDS, LLAMA3_CHAT_TEMPLATE
+
+FLAG_OFF_NOTE = ("tokenizer.json had ignore_merges off; converted with Llama 3's tokenizer semantics, "
+                 "as Meta trained it")
+FIGURES: dict[str, str] = {}
+
+
+def _fields(path) -> dict:
+    reader = gguf.GGUFReader(path)
+    return {k: f.contents() for k, f in reader.fields.items() if not k.startswith("GGUF.")}
+
+
+@pytest.fixture(scope="module")
+def converted(wild_llama_factory, tmp_path_factory):
+    """name -> ConversionResult (F16), converted once per module."""
+    cache = {}
+
+    def convert(name: str):
+        if name not in cache:
+            out = tmp_path_factory.mktemp(f"wild-{name}") / f"{name}.gguf"
+            cache[name] = convert_checkpoint(wild_llama_factory(name).path, out, "f16", threads=2)
+        return cache[name]
+
+    return convert
+
+
+def _tokenizer_json(ckpt) -> dict:
+    return json.loads((ckpt.path / "tokenizer.json").read_text(encoding="utf-8"))
+
+
+# --- recognition by content ------------------------------------------------------
+
+def test_fingerprint_pieces_are_llama3s_split_of_the_text():
+    from tokenizers import Regex, pre_tokenizers
+
+    split = pre_tokenizers.Split(Regex(LLAMA3_PRETOKENIZER_REGEX), behavior="isolated", invert=False)
+    assert tuple(p for p, _ in split.pre_tokenize_str(FINGERPRINT_TEXT)) == FINGERPRINT_PIECES
+    assert all(w.strip() in FINGERPRINT_TEXT for w in (" Việt", " soubor", " sektör", " Merkez"))
+
+
+@pytest.mark.parametrize("name", ["flag_off", "full_vocab"])
+def test_fingerprint_tokenizes_as_tokenizers_does_with_merges_ignored(wild_llama_factory, name):
+    """The pure-Python tokenization behind the fingerprint is Hugging Face's with ignore_merges on,
+    and differs from the file's own flag-off tokenization (the text has flag-sensitive words)."""
+    from tokenizers import Tokenizer
+
+    data = _tokenizer_json(wild_llama_factory(name))
+    assert data["model"]["ignore_merges"] is False
+    ours = llama3_ids(FINGERPRINT_PIECES, data["model"]["vocab"], data["model"]["merges"])
+    assert ours == Tokenizer.from_str(llama3_reference_json(data)).encode(
+        FINGERPRINT_TEXT, add_special_tokens=False).ids
+    assert ours != Tokenizer.from_str(json.dumps(data)).encode(FINGERPRINT_TEXT, add_special_tokens=False).ids
+    found = recognize_llama3(data)
+    assert found.ignore_merges is False and found.fingerprint != META_FINGERPRINT
+    assert not found.meta_vocabulary and found.n_bpe == (128_000 if name == "full_vocab" else 782)
+
+
+@pytest.mark.parametrize("edit, why", [
+    (lambda d: d["added_tokens"].pop(9), "nothing at id"),
+    (lambda d: d["added_tokens"][9].update(content="<|im_end|>"), "'<|im_end|>' where Llama 3 has <|eot_id|>"),
+    (lambda d: d["pre_tokenizer"]["pretokenizers"].pop(1), "not byte-level"),
+    (lambda d: d["model"].update(type="Unigram"), "Unigram tokenizer"),
+])
+def test_what_is_not_llama3s_tokenizer_is_refused_saying_why(tiny_llama, edit, why):
+    data = _tokenizer_json(tiny_llama)
+    edit(data)
+    with pytest.raises(ConversionError) as err:
+        recognize_llama3(data)
+    assert why in str(err.value) and "Llama 3" in str(err.value)
+
+
+# --- ignore_merges on, off, absent ---------------------------------------------
+
+def test_flag_on_off_or_absent_gives_the_same_llama_bpe_tokenizer(converted):
+    fields = {name: _fields(converted(name).path) for name in ("flag_on", "flag_off", "flag_absent")}
+    for f in fields.values():
+        assert f["tokenizer.ggml.pre"] == "llama-bpe" and f["tokenizer.ggml.model"] == "gpt2"
+    for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type"):
+        assert fields["flag_off"][key] == fields["flag_on"][key] == fields["flag_absent"][key]
+
+
+def test_verification_says_when_the_flag_was_off(converted):
+    on, off, absent = (converted(n).verification.check("tokenizer_parity") for n in
+                       ("flag_on", "flag_off", "flag_absent"))
+    assert on.ok and off.ok and absent.ok
+    assert FLAG_OFF_NOTE in off.detail and "ignore_merges" not in on.detail
+    assert "ignore_merges unset (off); converted with Llama 3's tokenizer semantics" in absent.detail
+    assert "3 of the texts split otherwise with merges applied" in off.detail
+    FIGURES["flag-off report"] = off.detail
+
+
+def test_parity_corpus_has_words_the_flag_changes(wild_llama_factory, converted):
+    """On the flag-off checkpoint llama.cpp agrees with tokenizers-with-merges-ignored on every
+    corpus text, and disagrees with the file's own (flag-off) tokenization on the flag-sensitive ones."""
+    import llama_cpp
+    from tokenizers import Tokenizer
+
+    ckpt = wild_llama_factory("flag_off")
+    as_file = Tokenizer.from_file(str(ckpt.path / "tokenizer.json"))
+    as_meta = Tokenizer.from_str(llama3_reference_json(_tokenizer_json(ckpt)))
+    llm = llama_cpp.Llama(model_path=str(converted("flag_off").path), vocab_only=True, verbose=False)
+    try:
+        differ = []
+        for text in TOKENIZER_CORPUS:
+            ours = llm.tokenize(text.encode(), add_bos=False, special=True)
+            assert ours == as_meta.encode(text, add_special_tokens=False).ids, text
+            if ours != as_file.encode(text, add_special_tokens=False).ids:
+                differ.append(text)
+    finally:
+        llm.close()
+    words = [w for w in FLAG_SENSITIVE_WORDS if any(w.strip() in t for t in differ)]
+    assert words == list(FLAG_SENSITIVE_WORDS)
+    assert len(as_meta.encode(" Việt", add_special_tokens=False).ids) == 1
+    assert len(as_file.encode(" Việt", add_special_tokens=False).ids) > 1
+    FIGURES["parity corpus"] = (f"{len(TOKENIZER_CORPUS)} texts, {len(differ)} with the "
+                                f"{len(FLAG_SENSITIVE_WORDS)} flag-sensitive words: {','.join(FLAG_SENSITIVE_WORDS)}")
+
+
+# --- end of text, generation_config, chat templates ------------------------------
+
+@pytest.mark.parametrize("name", ["eos_int", "eos_list", "no_generation_config"])
+def test_eos_from_an_int_or_a_list_with_or_without_generation_config(wild_llama_factory, converted, name):
+    """With no eos_token in tokenizer_config.json, the ids decide; from a list, <|eot_id|>."""
+    ckpt = wild_llama_factory(name)
+    config = json.loads((ckpt.path / "config.json").read_text())
+    assert isinstance(config["eos_token_id"], int if name == "eos_int" else list)
+    assert (ckpt.path / "generation_config.json").exists() == (name != "no_generation_config")
+    res = converted(name)
+    assert _fields(res.path)["tokenizer.ggml.eos_token_id"] == ckpt.eot_id
+    assert res.verification.ok and f"EOS is <|eot_id|> (id {ckpt.eot_id})" in \
+        res.verification.check("end_of_generation").detail
+
+
+def test_template_in_chat_template_jinja(wild_llama_factory, converted):
+    ckpt = wild_llama_factory("template_jinja")
+    assert "chat_template" not in json.loads((ckpt.path / "tokenizer_config.json").read_text())
+    res = converted("template_jinja")
+    assert _fields(res.path)["tokenizer.chat_template"] == LLAMA3_CHAT_TEMPLATE
+    assert res.verification.check("chat_template").ok and not res.verification.check("chat_template").skipped
+
+
+def test_base_model_without_template_converts_and_chat_says_it_uses_the_builtin_format(
+        wild_llama_factory, converted, capsys):
+    ckpt = wild_llama_factory("base_no_template")
+    res = converted("base_no_template")
+    f = _fields(res.path)
+    assert "tokenizer.chat_template" not in f
+    assert f["tokenizer.ggml.eos_token_id"] == ckpt.special_ids["<|end_of_text|>"]
+    check = res.verification.check("chat_template")
+    assert res.verification.ok and check.skipped and "built-in Llama 3 format" in check.detail
+    code = main.main(["chat", "--model", str(res.path), "--prompt", "hi", "--max-tokens", "2",
+                      "--threads", "1", "--gpu-layers", "0"])
+    assert code == 0
+    assert "no chat template (a base model); chatting uses the built-in Llama 3 format" in capsys.readouterr().err
+
+
+# --- tokens the model has no embeddings for ---------------------------------------
+
+def test_added_token_beyond_vocab_size_is_refused_naming_it(wild_llama_factory, tmp_path):
+    ckpt = wild_llama_factory("image_token")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ConversionError) as err:
+        convert_checkpoint(ckpt.path, out / "m.gguf", "f16")
+    msg = str(err.value)
+    assert f"<|image|> (id {ckpt.vocab_size})" in msg and f"{ckpt.vocab_size:,} tokens" in msg
+    assert "\n" not in msg and msg.endswith(".") and list(out.iterdir()) == []
+    FIGURES["image token"] = msg
+
+
+# --- Meta's sizes --------------------------------------------------------------
+
+def test_full_128256_vocabulary_converts_and_verifies(wild_llama_factory, tmp_path):
+    """A tokenizer padded to Meta's 128,000 BPE entries + 256 specials, flag off, 3.2-style tied."""
+    ckpt = wild_llama_factory("full_vocab")
+    assert ckpt.vocab_size == 128_256 and ckpt.special_ids["<|begin_of_text|>"] == 128_000
+    res = convert_checkpoint(ckpt.path, tmp_path / "full.gguf", "q4_k_m", threads=2)
+    f = _fields(res.path)
+    assert len(f["tokenizer.ggml.tokens"]) == 128_256 and f["tokenizer.ggml.pre"] == "llama-bpe"
+    assert f["tokenizer.ggml.tokens"][128_009] == "<|eot_id|>" and f["tokenizer.ggml.eos_token_id"] == 128_009
+    assert res.verification.ok, res.verification.summary()
+    assert FLAG_OFF_NOTE in res.verification.check("tokenizer_parity").detail
+    assert "128,000 entries, not Meta's" in res.verification.check("tokenizer_parity").detail
+    src_mb = sum(p.stat().st_size for p in ckpt.path.iterdir()) / 1e6
+    FIGURES["128,256 tokens"] = (f"checkpoint {src_mb:.0f} MB (tokenizer.json "
+                                 f"{(ckpt.path / 'tokenizer.json').stat().st_size / 1e6:.1f} MB) -> Q4_K_M "
+                                 f"{res.output_bytes / 1e6:.1f} MB; convert {res.convert_seconds:.2f} s, quantize "
+                                 f"{res.quantize_seconds:.2f} s, verify {res.verify_seconds:.2f} s")
+
+
+def teardown_module(module):
+    for k, v in FIGURES.items():
+        print(f"\n[{k}] {v}", end="")
