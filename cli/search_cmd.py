@@ -18,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from common.safe_paths import UnsafePathError
     from common.task import format_bytes
     from models import hub
     from models.hub_env import OfflineError
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  {'':<8} {format_bytes(f.size):>9}  {f.path}")
             return 0
         rows = hub.search(args.query, kind=args.kind, sort=args.sort, limit=args.limit)
-    except (OfflineError, HubAccessError) as exc:
+    except (OfflineError, HubAccessError, UnsafePathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not rows:

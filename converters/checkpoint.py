@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from common.safe_paths import UnsafePathError, check_name, ensure_inside
 from converters.errors import ConversionError
 from converters.safetensors_reader import DTYPES, TensorRef, read_header
 
@@ -64,9 +65,18 @@ class Checkpoint:
         return self.repo_id.split("/")[-1] if self.repo_id else self.path.name
 
 
+MAX_JSON_BYTES = 64 << 20   # config.json and the shard index are kilobytes; 405B's index is ~100 KB
+
+
 def _read_json(path: Path, what: str) -> dict:
     try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise ConversionError(f"{path.name} in {path.parent} is {path.stat().st_size} bytes, far too "
+                                  f"big to be a real model file; download {what} again.")
         data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ConversionError(f"{path.name} in {path.parent} is nested too deeply to be a real "
+                              f"model file; download {what} again.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConversionError(f"{path.name} in {path.parent} cannot be read ({e}); "
                               f"download {what} again.") from None
@@ -85,42 +95,118 @@ def hub_origin(path: Path) -> tuple[Optional[str], Optional[str]]:
     return None, None
 
 
+# Bounds for config.json values, checked before anything is sized from them. The upper
+# limits are well above any Llama (405B: 126 layers, hidden 16384, FFN 53248, 128 heads,
+# vocab 128256, 131072 positions); llama.cpp itself stops at 512 layers.
+INT_RANGES = {
+    "num_hidden_layers": (1, 512),
+    "hidden_size": (1, 1 << 16),
+    "intermediate_size": (1, 1 << 18),
+    "num_attention_heads": (1, 1024),
+    "num_key_value_heads": (1, 1024),
+    "head_dim": (2, 1024),
+    "vocab_size": (1, 1 << 22),
+    "max_position_embeddings": (1, 1 << 24),
+}
+FLOAT_RANGES = {"rope_theta": (1.0, 1e12), "rms_norm_eps": (1e-12, 0.1)}
+ROPE_SCALING_FIELDS = {"factor": (1.0, 1024.0), "low_freq_factor": (1e-3, 1e3),
+                       "high_freq_factor": (1e-3, 1e3),
+                       "original_max_position_embeddings": (1, 1 << 24)}
+
+
+def _bad(key: str, value, wants: str) -> ConversionError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return ConversionError(f"config.json has {key} = {shown}, but it must be {wants}; this is not a "
+                           f"usable Llama 3 config, download the model again.")
+
+
+def _config_int(cfg: dict, key: str, default=None) -> int:
+    value = cfg.get(key)
+    if value is None:
+        if default is None:
+            raise ConversionError(f"config.json lacks a valid {key!r} entry, so the model's shape is "
+                                  "unknown; download the model again.")
+        return default
+    lo, hi = INT_RANGES[key]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if type(value) is not int or not lo <= value <= hi:
+        raise _bad(key, value, f"a whole number from {lo} to {hi}")
+    return value
+
+
+def _number(value, key: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise _bad(key, value, f"a number from {lo:g} to {hi:g}")
+    return float(value)
+
+
+def _rope_scaling(value) -> Optional[dict]:
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, dict):
+        raise _bad("rope_scaling", value, "an object (or null)")
+    kind = value.get("rope_type", value.get("type"))
+    if kind != "llama3":
+        raise ConversionError(f"rope_scaling of type {kind!r} is not supported: {SUPPORTED}.")
+    out = dict(value)
+    for key, (lo, hi) in ROPE_SCALING_FIELDS.items():
+        if key in value:
+            num = _number(value[key], f"rope_scaling.{key}", lo, hi)
+            if key == "original_max_position_embeddings":
+                if not num.is_integer():
+                    raise _bad(f"rope_scaling.{key}", value[key], "a whole number")
+                num = int(num)
+            out[key] = num
+    if out.get("high_freq_factor", 4.0) <= out.get("low_freq_factor", 1.0):
+        raise ConversionError("config.json's rope_scaling has high_freq_factor not above "
+                              "low_freq_factor; this is not a usable Llama 3 config, download the model again.")
+    return out
+
+
 def parse_config(cfg: dict) -> LlamaConfig:
+    """The model's shape from config.json; every value is type- and range-checked first,
+    so nothing is ever sized from a hostile number (a billion layers, a negative vocab)."""
+    if not isinstance(cfg, dict):
+        raise ConversionError("config.json is not a JSON object; download the model again.")
     archs = cfg.get("architectures") or [cfg.get("model_type", "unknown")]
-    arch = archs[0] if isinstance(archs, list) and archs else str(archs)
+    arch = archs[0] if isinstance(archs, list) and archs else archs
+    arch = arch if isinstance(arch, str) else repr(arch)[:40]
     if arch != "LlamaForCausalLM" or cfg.get("model_type", "llama") != "llama":
         raise ConversionError(f"{arch} models are not supported: {SUPPORTED}.")
     if cfg.get("attention_bias") or cfg.get("mlp_bias") or cfg.get("hidden_act", "silu") != "silu":
         raise ConversionError(f"This Llama variant (with biases or a non-SiLU activation) is not "
                               f"supported: {SUPPORTED}.")
-    try:
-        hidden = int(cfg["hidden_size"])
-        n_heads = int(cfg["num_attention_heads"])
-        c = LlamaConfig(
-            hidden_size=hidden,
-            intermediate_size=int(cfg["intermediate_size"]),
-            n_layers=int(cfg["num_hidden_layers"]),
-            n_heads=n_heads,
-            n_kv_heads=int(cfg.get("num_key_value_heads") or n_heads),
-            head_dim=int(cfg.get("head_dim") or hidden // n_heads),
-            vocab_size=int(cfg["vocab_size"]),
-            context_length=int(cfg.get("max_position_embeddings") or 8192),
-            rope_theta=float(cfg.get("rope_theta") or 10000.0),
-            rms_norm_eps=float(cfg.get("rms_norm_eps") or 1e-5),
-            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-            rope_scaling=cfg.get("rope_scaling") or None,
-            torch_dtype=str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"),
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise ConversionError(f"config.json lacks a valid {e} entry, so the model's shape is "
-                              f"unknown; download the model again.") from None
-    if c.rope_scaling is not None:
-        kind = c.rope_scaling.get("rope_type") or c.rope_scaling.get("type")
-        if kind != "llama3":
-            raise ConversionError(f"rope_scaling of type {kind!r} is not supported: {SUPPORTED}.")
-    if c.head_dim % 2 or c.n_heads % c.n_kv_heads:
+    hidden = _config_int(cfg, "hidden_size")
+    n_heads = _config_int(cfg, "num_attention_heads")
+    n_kv = _config_int(cfg, "num_key_value_heads", n_heads)
+    head_dim = _config_int(cfg, "head_dim") if cfg.get("head_dim") is not None else hidden // n_heads
+    if head_dim < 2 or head_dim % 2 or n_kv > n_heads or n_heads % n_kv:
         raise ConversionError(f"config.json describes an impossible attention layout; {SUPPORTED}.")
-    return c
+    theta = cfg.get("rope_theta")
+    eps = cfg.get("rms_norm_eps")
+    tie = cfg.get("tie_word_embeddings", False)
+    if not isinstance(tie, bool):
+        raise _bad("tie_word_embeddings", tie, "true or false")
+    dtype = cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"
+    if not isinstance(dtype, str):
+        raise _bad("torch_dtype", dtype, "a type name such as \"bfloat16\"")
+    return LlamaConfig(
+        hidden_size=hidden,
+        intermediate_size=_config_int(cfg, "intermediate_size"),
+        n_layers=_config_int(cfg, "num_hidden_layers"),
+        n_heads=n_heads,
+        n_kv_heads=n_kv,
+        head_dim=head_dim,
+        vocab_size=_config_int(cfg, "vocab_size"),
+        context_length=_config_int(cfg, "max_position_embeddings", 8192),
+        rope_theta=10000.0 if theta is None else _number(theta, "rope_theta", *FLOAT_RANGES["rope_theta"]),
+        rms_norm_eps=1e-5 if eps is None else _number(eps, "rms_norm_eps", *FLOAT_RANGES["rms_norm_eps"]),
+        tie_word_embeddings=tie,
+        rope_scaling=_rope_scaling(cfg.get("rope_scaling")),
+        torch_dtype=dtype,
+    )
 
 
 def _shard_files(src: Path) -> tuple[list[Path], Optional[dict]]:
@@ -130,7 +216,21 @@ def _shard_files(src: Path) -> tuple[list[Path], Optional[dict]]:
         weight_map = data.get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
             raise ConversionError("model.safetensors.index.json has no weight_map; download the model again.")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
+            raise ConversionError("model.safetensors.index.json has a weight_map entry that is not a "
+                                  "tensor name and a file name; download the model again.")
         names = sorted(set(weight_map.values()))
+        # An HF cache snapshot links its files to the repo's blobs, two folders up.
+        root = src.parent.parent if src.parent.name == "snapshots" else src
+        for n in names:
+            try:
+                check_name(n, "shard name", "in model.safetensors.index.json")
+                ensure_inside(root, src.joinpath(*n.split("/")), "shard")
+            except UnsafePathError as exc:
+                raise ConversionError(str(exc)) from None
+            if not n.endswith(".safetensors"):
+                raise ConversionError(f"Refused the shard name {n!r} in model.safetensors.index.json: "
+                                      "a shard is a .safetensors file.")
         missing = [n for n in names if not (src / n).is_file()]
         if missing:
             raise ConversionError(

@@ -30,6 +30,7 @@ DTYPES = {
 KNOWN_DTYPES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2,
                 "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+MAX_DIMS = 8
 _PAGE = mmap.ALLOCATIONGRANULARITY
 
 
@@ -69,7 +70,7 @@ def read_header(path: Path) -> dict[str, TensorRef]:
         raw = f.read(n)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ConversionError(f"{name} has an unreadable header, so it is damaged or not a "
                               f"safetensors file; download it again.") from None
     if not isinstance(header, dict):
@@ -82,12 +83,16 @@ def read_header(path: Path) -> dict[str, TensorRef]:
             continue
         try:
             dtype = info["dtype"]
-            shape = tuple(int(d) for d in info["shape"])
-            start, end = (int(v) for v in info["data_offsets"])
+            shape = tuple(info["shape"])
+            start, end = info["data_offsets"]
         except (KeyError, TypeError, ValueError):
-            raise ConversionError(f"{name} is damaged: the entry for tensor {tname} is malformed; "
+            raise ConversionError(f"{name} is damaged: the entry for tensor {tname[:80]} is malformed; "
                                   f"download it again.") from None
-        if dtype not in KNOWN_DTYPES or any(d < 0 for d in shape):
+        if not all(type(v) is int for v in (*shape, start, end)):
+            raise ConversionError(f"{name} is damaged: the entry for tensor {tname[:80]} has a shape or "
+                                  f"offset that is not a whole number; download it again.")
+        if not isinstance(dtype, str) or dtype not in KNOWN_DTYPES or len(shape) > MAX_DIMS \
+                or any(d < 0 for d in shape):
             raise ConversionError(f"{name} is damaged: tensor {tname} has an invalid dtype or shape; "
                                   f"download it again.")
         if not 0 <= start <= end:

@@ -32,6 +32,7 @@ from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 from common.paths import data_paths
+from common.safe_paths import UnsafePathError, check_commit, check_name, ensure_inside, safe_join
 from common.task import TaskHandle, format_bytes
 from models import auth, hub_env, hub_http
 from models.hub_errors import translate
@@ -58,6 +59,10 @@ class NotEnoughDiskSpace(DownloadError):
 
 class DownloadBusy(DownloadError):
     pass
+
+
+class UnverifiableFile(DownloadError):
+    """The Hub gave no hash to check the file against, so it is not downloaded."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class RemoteFile:
 
     @property
     def blob_name(self) -> str:
-        return self.sha256 or self.git_sha1 or self.commit
+        return self.sha256 or self.git_sha1 or ""
 
 
 def default_free_space(path: Path) -> int:
@@ -116,13 +121,30 @@ def _hex(value: Optional[str], length: int) -> Optional[str]:
     return value if len(value) == length and all(c in "0123456789abcdef" for c in value) else None
 
 
+def check_repo_id(repo_id: str) -> str:
+    """``owner/name`` (or a bare name) made of safe path parts; raises ``UnsafePathError``."""
+    check_name(repo_id, "repo id")
+    if repo_id.count("/") > 1:
+        raise UnsafePathError(f"Refused the repo id {repo_id!r}: a repo id is owner/name.")
+    return repo_id
+
+
 def resolve_remote(repo_id: str, filename: str, revision: Optional[str] = None, *,
                    token: Optional[str] = None) -> RemoteFile:
-    """Ask the Hub (HEAD on /resolve) for the file's commit, size, hash and location."""
+    """Ask the Hub (HEAD on /resolve) for the file's commit, size, hash and location.
+
+    Every name that will become part of a local path is checked here: the repo id, the
+    file name, the revision asked for and the commit the Hub answers with (40 hex digits).
+    A file the Hub gives no sha256 or git hash for is refused: it could not be verified.
+    """
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     if hub_env.offline():
         raise hub_env.OfflineError("downloading")
+    check_repo_id(repo_id)
+    check_name(filename, "file name", f"in {repo_id}")
+    if revision is not None:
+        check_name(revision, "revision")
     hub_http.install()
     ep = hub_env.endpoint()
     info = auth.find_token() if token is None else auth.TokenInfo(token, "the given token")
@@ -132,11 +154,20 @@ def resolve_remote(repo_id: str, filename: str, revision: Optional[str] = None, 
                                     retry_on_errors=True)
     except Exception as exc:  # noqa: BLE001 - translated or re-raised as is
         raise translate(exc, repo_id, info.source if info else None) from exc
+    commit = check_commit(meta.commit_hash or "", "commit id", f"the Hub gave for {filename}")
+    if revision is not None and _hex(revision, 40) == revision and commit != revision:
+        raise UnsafePathError(f"Refused {filename}: the Hub answered with commit {commit} when asked "
+                              f"for commit {revision}.")
     sha256 = _hex(meta.etag, 64)
     git_sha1 = None if sha256 else _hex(meta.etag, 40)
     if meta.size is None:
         raise DownloadError(f"The Hub did not say how big {filename} is; cannot download it safely.")
-    return RemoteFile(repo_id, filename, revision or "main", meta.commit_hash or "", meta.location,
+    if not (sha256 or git_sha1):
+        raise UnverifiableFile(f"Refused {filename} from {repo_id}: the Hub gave no sha256 or git hash "
+                               "for it, so the download could not be verified.")
+    if int(meta.size) < 0:
+        raise DownloadError(f"The Hub gave a negative size for {filename}; cannot download it safely.")
+    return RemoteFile(repo_id, filename, revision or "main", commit, meta.location,
                       int(meta.size), sha256, git_sha1)
 
 
@@ -150,19 +181,33 @@ def repo_cache_dir(repo_id: str) -> Path:
     return hub_env.hub_cache_dir() / ("models--" + repo_id.replace("/", "--"))
 
 
+def _root(remote: RemoteFile, models_dir: Optional[Path] = None) -> Path:
+    """The folder nothing of this file may leave: the models folder, or the repo's HF cache."""
+    if goes_to_models_folder(remote.filename):
+        return Path(models_dir) if models_dir else data_paths().models
+    return repo_cache_dir(check_repo_id(remote.repo_id))
+
+
 def final_path(remote: RemoteFile, models_dir: Optional[Path] = None) -> Path:
     """Where the verified file will live (for the HF cache: its blob)."""
+    root = _root(remote, models_dir)
     if goes_to_models_folder(remote.filename):
-        root = Path(models_dir) if models_dir else data_paths().models
-        return root.joinpath(*remote.repo_id.split("/"), *remote.filename.split("/"))
-    return repo_cache_dir(remote.repo_id) / "blobs" / remote.blob_name
+        check_repo_id(remote.repo_id)
+        check_name(remote.filename, "file name", f"in {remote.repo_id}")
+        return safe_join(root, f"{remote.repo_id}/{remote.filename}", "download path")
+    if not remote.blob_name:
+        raise UnverifiableFile(f"Refused {remote.filename} from {remote.repo_id}: the Hub gave no hash "
+                               "for it, so the download could not be verified.")
+    return safe_join(root, f"blobs/{remote.blob_name}", "blob name")
 
 
 def placed_path(remote: RemoteFile, models_dir: Optional[Path] = None) -> Path:
     """The path a user or a loader opens (for the HF cache: the snapshot entry)."""
     if goes_to_models_folder(remote.filename):
         return final_path(remote, models_dir)
-    return repo_cache_dir(remote.repo_id) / "snapshots" / remote.commit / remote.filename
+    commit = check_commit(remote.commit, "commit id", f"the Hub gave for {remote.filename}")
+    check_name(remote.filename, "file name", f"in {remote.repo_id}")
+    return safe_join(_root(remote, models_dir), f"snapshots/{commit}/{remote.filename}", "snapshot entry")
 
 
 def partial_paths(final: Path) -> tuple[Path, Path]:
@@ -198,6 +243,7 @@ def _read_sidecar(path: Path) -> Optional[dict]:
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)  # never write through whatever was left at this name
     tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
     os.replace(tmp, path)
 
@@ -321,11 +367,16 @@ def download_file(repo_id: str, filename: str, *, revision: Optional[str] = None
         raise hub_env.OfflineError(f"downloading {filename}")
     tok = token if token is not None else auth.current_token()
     remote = remote or resolve_remote(repo_id, filename, revision, token=token)
+    root = _root(remote, models_dir)
     final = final_path(remote, models_dir)
-    if final.exists() and final.stat().st_size == remote.size:
-        return _place(remote, final, models_dir)
+    placed_path(remote, models_dir)  # refused now, before any byte, if a link leads it outside
     part, sidecar = partial_paths(final)
-    with _Lock(final.with_name(final.name + ".part.lock"), filename):
+    lock = final.with_name(final.name + ".part.lock")
+    for p in (part, sidecar, sidecar.with_name(sidecar.name + ".tmp"), lock):
+        ensure_inside(root, p)
+    if final.exists() and final.stat().st_size == remote.size and _already_verified(remote, final, handle):
+        return _place(remote, final, models_dir)
+    with _Lock(lock, filename):
         offset = partial_size(remote, models_dir)
         if offset == 0:
             part.unlink(missing_ok=True)
@@ -337,17 +388,28 @@ def download_file(repo_id: str, filename: str, *, revision: Optional[str] = None
         hasher = _transfer(remote, part, offset, hasher, handle, tok, retry, client, chunk_size)
         got = hasher.hexdigest()
         expected = _expected_digest(remote)
-        if expected and got != expected:
+        if not expected or got != expected:
             part.unlink(missing_ok=True)
             sidecar.unlink(missing_ok=True)
             algo = "sha256" if remote.sha256 else "git hash"
             raise HashMismatchError(
                 f"{filename} from {repo_id} failed verification: its {algo} is {got[:16]}..., "
-                f"but the Hub says {expected[:16]}.... The corrupt download was deleted; "
+                f"but the Hub says {(expected or 'nothing')[:16]}.... The corrupt download was deleted; "
                 "download it again.")
+        ensure_inside(root, final)
         os.replace(part, final)
         sidecar.unlink(missing_ok=True)
     return _place(remote, final, models_dir)
+
+
+def _already_verified(remote: RemoteFile, final: Path, handle: TaskHandle) -> bool:
+    """An HF-cache blob is named by its hash, so it was verified when placed; a file in the
+    models folder of the right size is hashed again before it counts as this download."""
+    if not goes_to_models_folder(remote.filename):
+        return True
+    hasher = _new_hasher(remote)
+    _rehash_prefix(final, remote.size, hasher, handle, remote.filename)
+    return hasher.hexdigest() == _expected_digest(remote)
 
 
 def _transfer(remote: RemoteFile, part: Path, offset: int, hasher, handle: TaskHandle,
@@ -480,15 +542,26 @@ def _place(remote: RemoteFile, final: Path, models_dir: Optional[Path]) -> Path:
         record_provenance(final, origin="downloaded", repo_id=remote.repo_id, revision=remote.commit,
                           quant=quant_from_name(remote.filename))
         return final
+    root = _root(remote, models_dir)
     snap = placed_path(remote, models_dir)
     snap.parent.mkdir(parents=True, exist_ok=True)
-    if not snap.exists():
+    if os.path.realpath(snap) != os.path.realpath(final):
+        if snap.is_symlink() or snap.exists():
+            snap.unlink()  # a stale entry inside the repo's cache (placed_path checked where it leads)
         try:
             snap.symlink_to(os.path.relpath(final, snap.parent))
         except OSError:
             shutil.copyfile(final, snap)
     if remote.revision != remote.commit and remote.commit:
-        ref = repo_cache_dir(remote.repo_id) / "refs" / remote.revision
+        ref = safe_join(root, f"refs/{check_name(remote.revision, 'revision')}", "revision")
         ref.parent.mkdir(parents=True, exist_ok=True)
-        ref.write_text(remote.commit)
+        ensure_inside(root, ref.with_name(ref.name + ".tmp"), "revision")
+        _write_text_atomic(ref, remote.commit)
     return snap
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from common.safe_paths import check_commit, check_name
 from models import auth, hub_env, hub_http
 from models.gguf_names import GGUFSet, group_gguf_files
 from models.hub_errors import translate
@@ -121,8 +122,11 @@ def list_repo(repo_id: str, revision: Optional[str] = None, *,
         raise translate(exc, repo_id, source) from exc
     files = []
     for s in info.siblings or []:
+        # A name that could leave the download folder makes the whole listing untrustworthy.
+        check_name(s.rfilename, "file name", f"in {repo_id}'s listing")
         lfs = getattr(s, "lfs", None)
         sha = getattr(lfs, "sha256", None) if lfs is not None else None
         size = s.size if s.size is not None else (getattr(lfs, "size", 0) if lfs else 0)
         files.append(RepoFile(s.rfilename, int(size or 0), sha))
-    return RepoListing(repo_id, info.sha or (revision or "main"), bool(info.gated), files)
+    commit = check_commit(info.sha, "commit id", f"in {repo_id}'s listing") if info.sha else (revision or "main")
+    return RepoListing(repo_id, commit, bool(info.gated), files)
