@@ -31,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: refused {args.import_path}: {exc}", file=sys.stderr)
             return 1
         print(f"imported {entry.path}")
-    entries = library.scan()
+    problems: list[str] = []
+    entries = library.scan(problems)
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
     if not entries:
         print("no models yet: try `llamadesk search llama --gguf` and `llamadesk download REPO`")
         return 0
@@ -39,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
     for e in entries:
         i = e.info
         name = str(e.path) if args.paths else e.name
+        if e.kind == "checkpoint" and e.problem:
+            print(f"{name:<44} {'refused':<10} {'':<7} {'':>7} {'':<7} {format_bytes(e.size):>9} {'':>7}  "
+                  f"{e.source}: {e.problem}")
+            continue
         if e.kind == "checkpoint":
             print(f"{name:<44} {'checkpoint':<10} {'llama':<7} {'':>7} {'bf16':<7} {format_bytes(e.size):>9} "
                   f"{'':>7}  {e.source} (convert it: llamadesk convert {e.path} --out ...)")

@@ -129,7 +129,7 @@ def _config_int(cfg: dict, key: str, default=None) -> int:
                                   "unknown; download the model again.")
         return default
     lo, hi = INT_RANGES[key]
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and lo <= value <= hi:
         value = int(value)
     if type(value) is not int or not lo <= value <= hi:
         raise _bad(key, value, f"a whole number from {lo} to {hi}")

@@ -379,10 +379,10 @@ def _eos(rt) -> int:
 def _validate(path: Path) -> None:
     """Refuse a malformed or hostile GGUF before llama.cpp parses it, when the validator exists."""
     try:
-        from models.gguf_validate import validate_gguf
+        from models.gguf_validate import validate_gguf_set
     except ImportError:
         return
     try:
-        validate_gguf(path)
+        validate_gguf_set(path)  # and every other part llama.cpp opens for a split set
     except Exception as exc:
         raise EngineError(f"{path.name} was refused: {exc}") from exc

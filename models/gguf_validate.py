@@ -16,6 +16,7 @@ the problem; ``validate_gguf_bytes(buf)`` does the same for a buffer.
 from __future__ import annotations
 
 import mmap
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,9 @@ MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 MAX_TENSORS = 1 << 20
 MAX_KEYS = 1 << 20
-MAX_NAME = 1 << 16            # bytes in a key or tensor name
+MAX_NAME = 1 << 16            # bytes in a key
+MAX_TENSOR_NAME = 63          # llama.cpp's GGML_MAX_NAME is 64 bytes with the final NUL
+MAX_SPLITS = 9999             # gguf-split numbers parts with five digits; llama.cpp's own bound
 MAX_DIMS = 4
 INT64_MAX = (1 << 63) - 1
 DEFAULT_ALIGNMENT = 32
@@ -48,6 +51,8 @@ class GGUFSummary:
     alignment: int
     data_offset: int
     file_size: int
+    split_count: int = 0      # split.count when the file says it is one part of a set
+    split_no: int = 0         # split.no (0 for the first part)
 
 
 def _block_sizes() -> dict[int, tuple[int, int]]:
@@ -158,6 +163,7 @@ def validate_gguf_bytes(buf: Union[bytes, bytearray, memoryview, mmap.mmap]) -> 
         raise UnsafeGGUFError(f"key count {n_keys} is out of bounds for a {size}-byte file")
 
     alignment = DEFAULT_ALIGNMENT
+    split = {}
     keys: set[str] = set()
     for i in range(n_keys):
         key = _name(cur.string(f"key #{i}", MAX_NAME), f"key #{i}")
@@ -172,12 +178,18 @@ def validate_gguf_bytes(buf: Union[bytes, bytearray, memoryview, mmap.mmap]) -> 
             if vtype != 4 or not value or value & (value - 1):
                 raise UnsafeGGUFError("general.alignment must be a non-zero power of two (uint32)")
             alignment = value
+        elif key in ("split.count", "split.no"):
+            if vtype not in (0, 2, 4, 10) or value is None or value > MAX_SPLITS:
+                raise UnsafeGGUFError(f"{key} must be an unsigned integer up to {MAX_SPLITS}")
+            split[key] = value
 
     blocks = _block_sizes()
     tensors = []
     names: set[str] = set()
     for i in range(n_tensors):
-        name = _name(cur.string(f"name of tensor #{i}", MAX_NAME), f"name of tensor #{i}")
+        name = _name(cur.string(f"name of tensor #{i}", MAX_TENSOR_NAME), f"name of tensor #{i}")
+        if not name:
+            raise UnsafeGGUFError(f"tensor #{i} has an empty name")
         if name in names:
             raise UnsafeGGUFError(f"duplicate tensor name {name}")
         names.add(name)
@@ -217,7 +229,8 @@ def validate_gguf_bytes(buf: Union[bytes, bytearray, memoryview, mmap.mmap]) -> 
         if start < end_prev and prev is not None:
             raise UnsafeGGUFError(f"tensors {prev} and {name} overlap")
         end_prev, prev = start + nbytes, name
-    return GGUFSummary(version, n_tensors, n_keys, alignment, data_offset, size)
+    return GGUFSummary(version, n_tensors, n_keys, alignment, data_offset, size,
+                       split.get("split.count", 0), split.get("split.no", 0))
 
 
 def validate_gguf(path: Union[str, Path]) -> GGUFSummary:
@@ -235,3 +248,47 @@ def validate_gguf(path: Union[str, Path]) -> GGUFSummary:
                     raise UnsafeGGUFError(f"{path.name}: {exc}") from None
     except OSError as exc:
         raise UnsafeGGUFError(f"{path.name}: cannot read ({exc.strerror or exc})") from None
+
+
+_PART_RE = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
+
+
+def split_set_paths(path: Union[str, Path], count: int = 0) -> list[Path]:
+    """Every file llama.cpp opens for ``path``: itself, and for the first part of a split
+    set (``...-00001-of-00003.gguf``) the other parts, named as llama.cpp names them.
+    ``count`` is the first part's ``split.count`` when known (llama.cpp goes by it)."""
+    path = Path(path)
+    m = _PART_RE.match(path.name)
+    if not m or int(m.group(2)) != 1:
+        return [path]
+    n = count or int(m.group(3))
+    return [path.with_name(f"{m.group(1)}-{i:05d}-of-{n:05d}.gguf") for i in range(1, n + 1)]
+
+
+def validate_gguf_set(path: Union[str, Path]) -> list[GGUFSummary]:
+    """Validate ``path`` and, when it is the first part of a split set, every other part.
+
+    Raises ``UnsafeGGUFError`` naming the part ("part 2 of 3 (file): problem") when a part
+    is missing, malformed, or does not say it is that part of that set."""
+    path = Path(path)
+    first = validate_gguf(path)
+    m = _PART_RE.match(path.name)
+    named = int(m.group(3)) if m and int(m.group(2)) == 1 else 0
+    if first.split_count > 1 and named and first.split_count != named:
+        raise UnsafeGGUFError(f"{path.name}: the file says its set has {first.split_count} parts but "
+                              f"its name says {named}")
+    parts = split_set_paths(path, first.split_count if named else 0)
+    out = [first]
+    for i, part in enumerate(parts[1:], start=2):
+        where = f"part {i} of {len(parts)} ({part.name})"
+        if not part.is_file():
+            raise UnsafeGGUFError(f"{where} is missing")
+        try:
+            summary = validate_gguf(part)
+        except UnsafeGGUFError as exc:
+            raise UnsafeGGUFError(f"{where}: {str(exc).removeprefix(part.name + ': ')}") from None
+        if summary.split_count and (summary.split_count != len(parts) or summary.split_no != i - 1):
+            raise UnsafeGGUFError(f"{where}: it says it is part {summary.split_no + 1} of "
+                                  f"{summary.split_count}")
+        out.append(summary)
+    return out

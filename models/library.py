@@ -15,6 +15,7 @@ touches the network.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -23,12 +24,15 @@ from pathlib import Path
 from typing import Optional
 
 from common.paths import data_paths
+from common.safe_paths import UnsafePathError, check_name, ensure_inside
 from models import hub_env
 from models.gguf_info import GGUFInfo, read_gguf_info
 from models.gguf_names import quant_from_name, split_part
-from models.gguf_validate import UnsafeGGUFError, validate_gguf
+from models.gguf_validate import UnsafeGGUFError, split_set_paths, validate_gguf, validate_gguf_set
 
 _LOCK = threading.Lock()
+log = logging.getLogger(__name__)
+MAX_JSON_BYTES = 64 << 20   # a config.json, a shard index or the library index is far smaller
 
 
 @dataclass
@@ -59,17 +63,62 @@ def _index_path() -> Path:
     return data_paths().library_file
 
 
-def load_index() -> dict:
+def _read_json(path: Path):
+    """Parsed JSON, or raise ``ValueError`` with the problem in a few words."""
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ValueError(f"it is {path.stat().st_size} bytes, too big to be what it claims")
     try:
-        data = json.loads(_index_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise ValueError("it is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+
+
+def _problem(problems: Optional[list], text: str) -> None:
+    log.warning("%s", text)
+    if problems is not None and text not in problems:
+        problems.append(text)
+
+
+def load_index(problems: Optional[list] = None) -> dict:
+    """The index, with anything of the wrong shape dropped and named in ``problems``.
+
+    An index that cannot be parsed is kept aside as ``library.json.bad`` (never deleted)
+    and a fresh one is started; the scan goes on either way."""
+    path = _index_path()
+    data = {}
+    try:
+        data = _read_json(path)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        aside = path.with_name(path.name + ".bad")
+        try:
+            os.replace(path, aside)
+            kept = f"; it was kept as {aside.name} and a new index started"
+        except OSError:
+            kept = ""
+        _problem(problems, f"The library index {path} could not be read: "
+                           f"{getattr(exc, 'strerror', None) or exc}{kept}.")
         data = {}
-    data.setdefault("folders", [])
-    data.setdefault("provenance", {})
-    data.setdefault("meta", {})
+    if not isinstance(data, dict):
+        _problem(problems, f"The library index {path} is not a JSON object; its contents were ignored.")
+        data = {}
+    folders = data.get("folders", [])
+    if not isinstance(folders, list) or not all(isinstance(f, str) and f for f in folders):
+        _problem(problems, f"The library index {path} has a malformed folder list; bad entries were ignored.")
+        folders = [f for f in folders if isinstance(f, str) and f] if isinstance(folders, list) else []
+    data["folders"] = folders
+    for key in ("provenance", "meta"):
+        table = data.get(key, {})
+        good = {k: v for k, v in table.items() if isinstance(v, dict)} if isinstance(table, dict) else {}
+        if not isinstance(table, dict) or len(good) != len(table):
+            _problem(problems, f"The library index {path} has malformed {key} records; they were ignored.")
+        data[key] = good
     return data
-
-
 def _save_index(data: dict) -> None:
     path = _index_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,24 +167,42 @@ def _gguf_groups(root: Path) -> list[list[Path]]:
     return list(sets.values())
 
 
-def _is_checkpoint(folder: Path) -> bool:
+def _checkpoint_status(folder: Path):
+    """False when ``folder`` is not a Llama checkpoint, None when it is a usable one, or the
+    problem (a sentence) when it has the files of one but one of them is malformed."""
     cfg = folder / "config.json"
     if not cfg.is_file() or not any(folder.glob("*.safetensors")):
         return False
     try:
-        config = json.loads(cfg.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if "LlamaForCausalLM" not in (config.get("architectures") or []):
+        config = _read_json(cfg)
+    except (OSError, ValueError) as exc:
+        return f"config.json in {folder} cannot be used: {getattr(exc, 'strerror', None) or exc}."
+    if not isinstance(config, dict):
+        return f"config.json in {folder} is not a JSON object."
+    archs = config.get("architectures")
+    if not isinstance(archs, list) or "LlamaForCausalLM" not in archs:
         return False
     index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
-        except (OSError, ValueError, KeyError):
-            return False
-        return all((folder / s).exists() for s in shards)
-    return True
+    if not index.is_file():
+        return None
+    try:
+        weight_map = _read_json(index)["weight_map"]
+        shards = set(weight_map.values())
+    except (OSError, ValueError) as exc:
+        return f"model.safetensors.index.json in {folder} cannot be used: {getattr(exc, 'strerror', None) or exc}."
+    except (KeyError, TypeError, AttributeError):
+        return f"model.safetensors.index.json in {folder} has no weight_map object."
+    root = folder.parent.parent if folder.parent.name == "snapshots" else folder
+    try:
+        for s in shards:
+            check_name(s, "shard name", "in model.safetensors.index.json")
+            ensure_inside(root, folder.joinpath(*s.split("/")), "shard")
+    except (UnsafePathError, TypeError) as exc:
+        return str(exc) if isinstance(exc, UnsafePathError) else \
+            f"model.safetensors.index.json in {folder} names a shard that is not a file name."
+    if not all(folder.joinpath(*s.split("/")).exists() for s in shards):
+        return False   # still downloading, or an incomplete copy
+    return None
 
 
 def _dir_size(files) -> int:
@@ -148,24 +215,48 @@ def _dir_size(files) -> int:
     return total
 
 
+def _stamp(files: list[Path]) -> list:
+    out = []
+    for f in files:
+        st = f.stat()
+        out.append([st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _set_problem(files: list[Path]) -> None:
+    """Validate every file llama.cpp will open for this set (every part of a split one);
+    raises ``UnsafeGGUFError`` naming the part and the problem."""
+    first = files[0]
+    part = split_part(first.name)
+    if part and part[0] != 1:
+        missing = first.name.replace(f"-{part[0]:05d}-of-", "-00001-of-")
+        raise UnsafeGGUFError(f"part 1 of {part[1]} ({missing}) is missing")
+    checked = {p.name for p in split_set_paths(first)}
+    validate_gguf_set(first)
+    for f in files[1:]:
+        if f.name not in checked:
+            validate_gguf(f)
+
+
 def _gguf_entry(files: list[Path], source: str, data: dict, repo_id: Optional[str] = None) -> LibraryEntry:
     first = files[0]
     size = _dir_size(files)
     key = str(first.resolve())
     entry = LibraryEntry(first, "gguf", source, first.name, size, list(files),
                          provenance=data["provenance"].get(key, {}), repo_id=repo_id)
-    stat = first.stat()
-    stamp = [size, stat.st_mtime_ns]
+    stamp = _stamp(files)
     cached = data["meta"].get(key)
     if cached and cached.get("stamp") == stamp:
-        entry.problem = cached.get("problem")
-        entry.info = GGUFInfo.from_dict(cached["info"]) if cached.get("info") else None
-        return entry
+        try:
+            entry.problem = cached.get("problem")
+            entry.info = GGUFInfo.from_dict(cached["info"]) if cached.get("info") else None
+            if entry.problem is None or isinstance(entry.problem, str):
+                return entry
+        except (TypeError, ValueError, KeyError, AttributeError):
+            pass  # a damaged cache record: read the file again
+        entry.problem, entry.info = None, None
     try:
-        for f in files:
-            if split_part(f.name) and f is not first:
-                continue  # later parts hold tensors only; llama.cpp validates their offsets as it maps them
-            validate_gguf(f)
+        _set_problem(files)
         entry.info = read_gguf_info(first, total_size=size)
     except UnsafeGGUFError as exc:
         entry.problem = str(exc)
@@ -177,11 +268,22 @@ def _gguf_entry(files: list[Path], source: str, data: dict, repo_id: Optional[st
     return entry
 
 
-def _checkpoint_entry(folder: Path, source: str, data: dict, repo_id: Optional[str] = None) -> LibraryEntry:
+def _checkpoint_entry(folder: Path, source: str, data: dict, repo_id: Optional[str] = None,
+                      problem: Optional[str] = None) -> LibraryEntry:
     files = sorted(p for p in folder.iterdir() if p.is_file())
     name = repo_id or folder.name
-    return LibraryEntry(folder, "checkpoint", source, name, _dir_size(files), files,
+    return LibraryEntry(folder, "checkpoint", source, name, _dir_size(files), files, problem=problem,
                         provenance=data["provenance"].get(str(folder.resolve()), {}), repo_id=repo_id)
+
+
+def _add_checkpoint(add, folder: Path, source: str, data: dict, problems: Optional[list],
+                    repo_id: Optional[str] = None) -> None:
+    status = _checkpoint_status(folder)
+    if status is False:
+        return
+    if status is not None:
+        _problem(problems, status)
+    add(_checkpoint_entry(folder, source, data, repo_id, status))
 
 
 def _hf_cache_repos() -> list[tuple[str, Path]]:
@@ -197,9 +299,12 @@ def _hf_cache_repos() -> list[tuple[str, Path]]:
     return out
 
 
-def scan() -> list[LibraryEntry]:
+def scan(problems: Optional[list] = None) -> list[LibraryEntry]:
+    """Every model found. A file that cannot be used is listed with its ``problem``; one
+    that cannot even be listed (a malformed index) is skipped, named in ``problems`` (a
+    list the caller passes, of sentences) and in the log, and the scan goes on."""
     with _LOCK:
-        data = load_index()
+        data = load_index(problems)
     entries: list[LibraryEntry] = []
     seen: set[str] = set()
 
@@ -216,16 +321,14 @@ def scan() -> list[LibraryEntry]:
     for repo_id, snap in _hf_cache_repos():
         for files in _gguf_groups(snap):
             add(_gguf_entry(files, "hf-cache", data, repo_id))
-        if _is_checkpoint(snap):
-            add(_checkpoint_entry(snap, "hf-cache", data, repo_id))
+        _add_checkpoint(add, snap, "hf-cache", data, problems, repo_id)
     for folder in map(Path, data["folders"]):
         if not folder.is_dir():
             continue
         for files in _gguf_groups(folder):
             add(_gguf_entry(files, "folder", data))
         for cfg in sorted(folder.rglob("config.json")):
-            if _is_checkpoint(cfg.parent):
-                add(_checkpoint_entry(cfg.parent, "folder", data))
+            _add_checkpoint(add, cfg.parent, "folder", data, problems)
     if data.pop("_dirty", False):
         fresh_meta = data["meta"]
         _update_index(lambda d: d["meta"].update(fresh_meta))

@@ -57,6 +57,8 @@ def test_a_well_formed_file_passes(tmp_path, smollm2_path):
     (lambda g: build(**{**g, "tensors": [(b"a", [30], Q8_0, 0)]}), "not a whole number of 32-element blocks"),
     (lambda g: build(**{**g, "tensors": [(b"a", [1] * 5, F32, 0)]}), "5 dimensions"),
     (lambda g: build(**{**g, "tensors": [g["tensors"][0]] * 2}), "duplicate tensor name a"),
+    (lambda g: build(**{**g, "tensors": [(b"", [32, 2], F32, 0)]}), "tensor #0 has an empty name"),
+    (lambda g: build(**{**g, "tensors": [(b"x" * 64, [32, 2], F32, 0)]}), "is 64 bytes long (at most 63"),
     (lambda g: build(**{**g, "kvs": [(b"k", 9, struct.pack("<IQ", 9, 1))]}), "nested arrays"),
     (lambda g: build(**{**g, "kvs": [(b"k", 13, b"")]}), "unknown value type 13"),
     (lambda g: build(**{**g, "kvs": [(b"k", 8, struct.pack("<Q", 1 << 60))]}), "string value of k"),
@@ -68,6 +70,10 @@ def test_each_problem_is_named(change, problem):
     with pytest.raises(UnsafeGGUFError) as err:
         validate_gguf_bytes(change(GOOD))
     assert problem in str(err.value)
+
+
+def test_a_63_byte_tensor_name_is_llama_cpps_limit_and_passes():
+    assert validate_gguf_bytes(build(**{**GOOD, "tensors": [(b"x" * 63, [32, 2], F32, 0)]})).n_tensors == 1
 
 
 def test_unreadable_and_empty_files_are_refused(tmp_path):

@@ -170,7 +170,7 @@ class LibraryTab(QWidget):
             self.warning.setText(warning_text(e))
             self.warning.setVisible(bool(warning_text(e)))
         usable_gguf = e is not None and e.usable and e.kind == "gguf"
-        self.use_button.setEnabled(usable_gguf or (e is not None and e.kind == "checkpoint"))
+        self.use_button.setEnabled(usable_gguf or (e is not None and e.kind == "checkpoint" and e.usable))
         self.use_button.setText("Convert…" if e is not None and e.kind == "checkpoint" else "Chat with it")
         self.delete_button.setEnabled(e is not None and e.source != "demo")
         self.delete_button.setToolTip("The demo model comes with LlamaDesk and stays."
