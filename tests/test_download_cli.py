@@ -49,19 +49,24 @@ def test_gated_download_prints_the_sign_in_message(hub_server):
 
 
 def test_ctrl_c_keeps_the_partial_and_the_same_command_resumes(hub_server):
-    hub_server.throttle_bps = 1_500_000
+    # The stand-in stops mid-file until released, so Ctrl-C always lands mid-download
+    # however slowly the child starts or the machine runs.
+    hold = hub_server.hold_after(GGUF_MAIN, 300_000)
     args = [sys.executable, "main.py", "download", GGUF_REPO, "--include", GGUF_MAIN]
     child = subprocess.Popen(args, cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     part = data_paths().models / "bartowski" / "Llama-3.2-1B-Instruct-GGUF" / (GGUF_MAIN + ".part")
-    # Wait (bounded, on an Event) until some of the file is on disk, then press Ctrl-C.
-    tick = threading.Event()
-    for _ in range(600):
-        if part.exists() and part.stat().st_size > 300_000:
-            break
-        tick.wait(0.05)
-    child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=60)
+    try:
+        assert hold.reached.wait(120), "the download never started"
+        tick = threading.Event()
+        for _ in range(1200):  # bounded wait for the child to write what it received
+            if part.exists() and part.stat().st_size >= 300_000:
+                break
+            tick.wait(0.05)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        hold.released.set()
     assert child.returncode == 130 and "run the same command again to resume" in err
     kept = part.stat().st_size
     assert kept > 0
