@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from common.errors import UserError
+
 # Message states.
 COMPLETE = "complete"
 STREAMING = "streaming"
@@ -21,7 +23,7 @@ UNTITLED = "New chat"
 TITLE_MAX_CHARS = 60
 
 
-class ChatStoreError(Exception):
+class ChatStoreError(UserError):
     """Base class of the store's errors; its text is meant for the user."""
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from common.errors import UserError
+
 V1 = """
 CREATE TABLE conversations (
     id       INTEGER PRIMARY KEY,
@@ -80,7 +82,7 @@ MIGRATIONS = (V1, V2, V3)
 LATEST = len(MIGRATIONS)
 
 
-class SchemaTooNewError(Exception):
+class SchemaTooNewError(UserError):
     pass
 
 

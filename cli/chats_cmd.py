@@ -95,9 +95,9 @@ def _export(store, args) -> int:
     if args.output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        tmp = args.output.with_name(args.output.name + ".part")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(args.output)
+        from common.atomic import atomic_write_text
+
+        atomic_write_text(args.output, text)
         count = len(args.ids) if args.ids else len(store.list(include_archived=True))
         print(f"exported {count} conversation(s) to {args.output}", file=sys.stderr)
     return 0

@@ -37,6 +37,8 @@ def build_parser(prog: str = "llamadesk") -> argparse.ArgumentParser:
         description="LlamaDesk: chat with Llama 3 models on your own computer. "
                     "With no command, opens the window.")
     parser.add_argument("--version", action="version", version=f"LlamaDesk {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the full traceback of an error (also: LLAMADESK_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in COMMANDS:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)

@@ -1,6 +1,8 @@
 """The one exception type for conversions that fail for an expected reason."""
 from __future__ import annotations
 
+from common.errors import UserError
 
-class ConversionError(Exception):
+
+class ConversionError(UserError):
     """A conversion could not be done; ``str()`` is one sentence meant for the user."""

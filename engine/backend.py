@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Protocol, Sequence
 
+from common.errors import UserError
 from common.task import TaskHandle
 from engine.types import ChatMessage, FitResult, GenerationParams, ReplyStats
 
 
-class EngineError(RuntimeError):
+class EngineError(UserError, RuntimeError):
     """A failure the user can act on; the message is written for them."""
 
 

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from common.errors import UserError
 from models import hub_env
 
 
@@ -24,7 +25,7 @@ class TokenInfo:
         return f"TokenInfo(source={self.source!r}, token='hf_***')"
 
 
-class InvalidTokenError(ValueError):
+class InvalidTokenError(UserError, ValueError):
     """The Hub refused the token."""
 
 

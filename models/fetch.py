@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
+from common.errors import UserError
 from common.paths import data_paths
 from common.safe_paths import UnsafePathError, check_commit, check_name, ensure_inside, safe_join
 from common.task import TaskHandle, format_bytes
@@ -45,7 +46,7 @@ RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 FreeSpace = Callable[[Path], int]
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A download failed; ``str()`` is meant for the user."""
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
+from common.errors import UserError
+
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 MAX_TENSORS = 1 << 20
@@ -39,7 +41,7 @@ _SCALARS = {0: ("<B", 1), 1: ("<b", 1), 2: ("<H", 2), 3: ("<h", 2), 4: ("<I", 4)
 _STRING, _ARRAY = 8, 9
 
 
-class UnsafeGGUFError(ValueError):
+class UnsafeGGUFError(UserError, ValueError):
     """The file is not a well-formed GGUF; the message names the problem."""
 
 

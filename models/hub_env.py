@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from common.errors import UserError
+
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _TRUE = {"1", "on", "yes", "true"}
 
@@ -47,7 +49,7 @@ def repo_url(repo_id: str) -> str:
     return f"{endpoint()}/{repo_id}"
 
 
-class OfflineError(RuntimeError):
+class OfflineError(UserError, RuntimeError):
     """The Hub was needed while HF_HUB_OFFLINE is set."""
 
     def __init__(self, what: str = "this"):

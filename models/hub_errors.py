@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Optional
 
+from common.errors import UserError
 from models import hub_env
 
 
-class HubAccessError(RuntimeError):
+class HubAccessError(UserError, RuntimeError):
     """A Hub request failed for a reason the user can fix; ``str()`` says how."""
 
     kind = "error"
