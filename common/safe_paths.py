@@ -21,13 +21,15 @@ import re
 from pathlib import Path
 from typing import Union
 
+from common.errors import UserError
+
 MAX_PART_BYTES = 255
 MAX_NAME_BYTES = 4096
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class UnsafePathError(ValueError):
+class UnsafePathError(UserError, ValueError):
     """A name from outside would leave its folder; ``str()`` is one sentence for the user."""
 
 
