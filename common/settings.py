@@ -2,13 +2,21 @@
 
 The settings file lives at ``data_paths().settings_file``. Loading never fails:
 a missing file gives the defaults, and a value that does not validate (hand-edited
-file, older version) falls back to its default while the rest is kept. Forms call
-``validate_field`` to refuse bad values before they reach the model.
+file, older version) falls back to its default while the rest is kept;
+``load_settings_checked`` also says which values those were. A file that cannot be
+read at all (not JSON, binary junk) is first kept aside as
+``settings.json.unreadable-<time>`` so that nothing written later can lose it. Forms
+call ``validate_field`` to refuse bad values before they reach the model.
+
+Remote servers' API keys are not in this file: they are secrets, kept by
+``common.secret_store`` (the system keyring, or a file only the user can read). A key
+found in an older settings file is moved there and taken out of the file.
 """
 from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -30,7 +38,7 @@ class RemoteServer:
 
     name: str
     base_url: str
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)   # a secret: never shown, never in the file
     model: str = ""
 
 
@@ -80,21 +88,32 @@ class Settings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Settings":
-        """Build settings from stored data, keeping each valid value and defaulting the rest."""
+    def from_dict(cls, data: dict, problems: Optional[list[str]] = None) -> "Settings":
+        """Build settings from stored data, keeping each valid value and defaulting the rest.
+
+        Each value that was replaced by its default is described in ``problems``.
+        """
         out = cls()
+        problems = [] if problems is None else problems
         if not isinstance(data, dict):
+            problems.append("the settings are not a JSON object: using the defaults")
             return out
         for f in fields(cls):
             if f.name not in data:
                 continue
             value = data[f.name]
             if f.name == "remote_servers":
-                value = _servers_from(value)
+                value = _servers_from(value, problems)
                 if value is None:
+                    problems.append("remote servers: not a list, none are kept")
                     continue
-            elif validate_field(f.name, value) is not None:
-                continue
+            else:
+                msg = validate_field(f.name, value)
+                if msg is not None:
+                    default = getattr(out, f.name)
+                    problems.append(f"{f.name} = {_shown(value)} is not valid ({msg.rstrip('.')}): "
+                                    f"using the default, {_shown(default)}")
+                    continue
             setattr(out, f.name, _coerce(f.name, value))
         return out
 
@@ -185,43 +204,139 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-def _servers_from(value: Any) -> Optional[list[RemoteServer]]:
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _servers_from(value: Any, problems: Optional[list[str]] = None) -> Optional[list[RemoteServer]]:
     if not isinstance(value, list):
         return None
+    problems = [] if problems is None else problems
     servers = []
-    for item in value:
+    for n, item in enumerate(value, 1):
         if not isinstance(item, dict):
+            problems.append(f"remote server {n} is not an object: left out")
             continue
         try:
             s = RemoteServer(**{k: str(item[k]) for k in ("name", "base_url", "api_key", "model") if k in item})
         except TypeError:
+            problems.append(f"remote server {n} has no name or address: left out")
             continue
-        if validate_server(s) is None:
+        msg = validate_server(s)
+        if msg is None:
             servers.append(s)
+        else:
+            problems.append(f"remote server {n}: {msg.rstrip('.')}: left out")
     return servers
 
 
+@dataclass
+class LoadedSettings:
+    """Settings as loaded, with what had to be fixed on the way, in words for the user."""
+
+    settings: Settings
+    problems: list[str] = field(default_factory=list)
+    backup: Optional[Path] = None      # where an unreadable file was kept
+
+
 def load_settings(path: Optional[Path] = None) -> Settings:
+    return load_settings_checked(path).settings
+
+
+def load_settings_checked(path: Optional[Path] = None) -> LoadedSettings:
+    """Load the settings; never fails. Keeps an unreadable file aside before anything is written."""
     from common.paths import data_paths
 
     path = Path(path) if path else data_paths().settings_file
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return Settings()
-    return Settings.from_dict(data)
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return LoadedSettings(Settings())
+    except OSError as exc:
+        return LoadedSettings(Settings(), [f"the settings file {path} cannot be read "
+                                           f"({exc.strerror}): using the defaults"])
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        backup = _keep_aside(path)
+        kept = f"it was kept as {backup.name}" if backup else "it could not be kept aside"
+        return LoadedSettings(Settings(), [f"the settings file could not be read ({kept}): "
+                                           "using the defaults"], backup)
+    problems: list[str] = []
+    settings = Settings.from_dict(data, problems)
+    _restore_secrets(settings, data, path)
+    return LoadedSettings(settings, problems)
+
+
+def _keep_aside(path: Path) -> Optional[Path]:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup = path.with_name(f"{path.name}.unreadable-{stamp}")
+    n = 1
+    while backup.exists():
+        n += 1
+        backup = path.with_name(f"{path.name}.unreadable-{stamp}-{n}")
+    try:
+        os.replace(path, backup)
+        return backup
+    except OSError:
+        return None
+
+
+def _restore_secrets(settings: Settings, data: dict, path: Path) -> None:
+    """Fill in each server's API key from the secret store; move keys left in the file there."""
+    from common import secret_store
+
+    legacy = False
+    for server in settings.remote_servers:
+        if server.api_key:
+            legacy = True
+            secret_store.set_secret(secret_store.remote_key_name(server.name), server.api_key)
+        else:
+            server.api_key = secret_store.get_secret(secret_store.remote_key_name(server.name)) or ""
+    if legacy:
+        try:
+            _write(settings, path)       # the file without the keys
+        except (OSError, ValueError):
+            pass
 
 
 def save_settings(settings: Settings, path: Optional[Path] = None) -> Path:
-    """Write atomically (a crash never leaves half a file); refuses invalid settings."""
+    """Write atomically (a crash never leaves half a file); refuses invalid settings.
+
+    API keys go to the secret store, not into the file; keys of servers that were
+    removed are deleted from it.
+    """
+    from common import secret_store
     from common.paths import data_paths
 
     bad = settings.errors()
     if bad:
         raise ValueError("; ".join(bad.values()))
     path = Path(path) if path else data_paths().settings_file
+    before = _stored_server_names(path)
+    for server in settings.remote_servers:
+        secret_store.set_secret(secret_store.remote_key_name(server.name), server.api_key)
+    for name in before - {s.name for s in settings.remote_servers}:
+        secret_store.delete_secret(secret_store.remote_key_name(name))
+    return _write(settings, path)
+
+
+def _stored_server_names(path: Path) -> set[str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(s["name"]) for s in data.get("remote_servers", []) if isinstance(s, dict) and "name" in s}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()
+
+
+def _write(settings: Settings, path: Path) -> Path:
+    from common.atomic import atomic_write_text
+
+    data = settings.to_dict()
+    for server in data.get("remote_servers", []):
+        server.pop("api_key", None)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(settings.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))

@@ -1,10 +1,10 @@
-"""Hugging Face tokens: find one, check one, save one the way huggingface_hub does.
+"""Hugging Face tokens: find one, check one, save one.
 
-A token is looked up in ``HF_TOKEN`` (or the older ``HUGGING_FACE_HUB_TOKEN``), then in
-huggingface_hub's token file (``$HF_HOME/token``, written by ``hf auth login``). A
-token the user types in is saved to that same file, readable only by the user, so
-every Hugging Face tool shares it. LlamaDesk never writes a token to its own
-database, settings, logs or exports, and never prints one.
+A token is looked up in ``HF_TOKEN`` (or the older ``HUGGING_FACE_HUB_TOKEN``), then
+among LlamaDesk's secrets (``common.secret_store``: the system keyring, or a file only
+the user can read), then in huggingface_hub's token file (``$HF_HOME/token``, written
+by ``hf auth login``). A token the user types in is saved as a secret. LlamaDesk
+never writes a token to its database, settings, logs or exports, and never prints one.
 """
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ def find_token() -> Optional[TokenInfo]:
         value = (os.environ.get(var) or "").strip()
         if value:
             return TokenInfo(value, "HF_TOKEN")
+    from common import secret_store
+
+    saved = (secret_store.get_secret(secret_store.HF_TOKEN) or "").strip()
+    if saved:
+        return TokenInfo(saved, "the token saved in LlamaDesk")
     path = hub_env.token_path()
     try:
         value = path.read_text(encoding="utf-8").strip()
@@ -69,25 +74,21 @@ def whoami(token: str) -> dict:
 
 
 def save_token(token: str, *, validate: bool = True) -> dict:
-    """Check the token with the Hub (unless told not to), then save it for every HF tool."""
+    """Check the token with the Hub (unless told not to), then keep it as a secret."""
+    from common import secret_store
+
     token = token.strip()
     if not token:
         raise InvalidTokenError("The token is empty.")
     info = whoami(token) if validate else {}
-    path = hub_env.token_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(token)
-    os.replace(tmp, path)
+    secret_store.set_secret(secret_store.HF_TOKEN, token)
     return info
 
 
 def forget_token() -> bool:
-    """Delete the saved login (not HF_TOKEN, which belongs to the environment)."""
-    try:
-        hub_env.token_path().unlink()
-        return True
-    except FileNotFoundError:
-        return False
+    """Delete the token saved in LlamaDesk (not HF_TOKEN, nor ``hf auth login``'s file)."""
+    from common import secret_store
+
+    had = secret_store.get_secret(secret_store.HF_TOKEN) is not None
+    secret_store.delete_secret(secret_store.HF_TOKEN)
+    return had

@@ -76,10 +76,14 @@ def test_wrong_token_says_so(hub_server, monkeypatch):
 def test_saved_login_opens_the_gated_repo(hub_server, tmp_path):
     from models import auth
 
-    auth.save_token(GOOD_TOKEN)  # checked with the Hub, then saved where huggingface_hub keeps it
-    assert hub_env.token_path().read_text() == GOOD_TOKEN
-    assert oct(hub_env.token_path().stat().st_mode & 0o777) == "0o600"
-    assert auth.find_token().source == "saved login" and GOOD_TOKEN not in repr(auth.find_token())
+    from common.paths import data_paths
+
+    auth.save_token(GOOD_TOKEN)  # checked with the Hub, then kept as a secret (no keyring here: a private file)
+    secrets_file = data_paths().config / "secrets.json"
+    assert GOOD_TOKEN in secrets_file.read_text()
+    assert oct(secrets_file.stat().st_mode & 0o777) == "0o600"
+    info = auth.find_token()
+    assert info.source == "the token saved in LlamaDesk" and GOOD_TOKEN not in repr(info)
     path = fetch.download_file(GATED_REPO, "config.json")
     assert path.read_bytes() == served(hub_server, GATED_REPO, "config.json")
     with pytest.raises(auth.InvalidTokenError, match="rejected"):

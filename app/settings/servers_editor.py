@@ -1,12 +1,36 @@
-"""A small table of remote OpenAI-compatible servers: name, address, API key, model."""
+"""A small table of remote OpenAI-compatible servers: name, address, API key, model.
+
+The API key is a secret: its cell shows dots, and its editor is a password field.
+"""
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QHBoxLayout, QLineEdit, QPushButton, QStyledItemDelegate, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from common.settings import RemoteServer
 
 COLUMNS = ("Name", "Address (http://…/v1)", "API key", "Model")
+KEY_COLUMN = 2
+MASK = "••••••••"
+
+
+class _SecretDelegate(QStyledItemDelegate):
+    """Edits the API key in a password field; the cell keeps the key out of sight."""
+
+    def createEditor(self, parent, option, index):  # noqa: N802 (Qt's name)
+        editor = QLineEdit(parent)
+        editor.setEchoMode(QLineEdit.Password)
+        editor.setAccessibleName("API key")
+        return editor
+
+    def setEditorData(self, editor, index):  # noqa: N802
+        editor.setText(index.data(Qt.UserRole) or "")
+
+    def setModelData(self, editor, model, index):  # noqa: N802
+        key = editor.text().strip()
+        model.setData(index, key, Qt.UserRole)
+        model.setData(index, MASK if key else "", Qt.DisplayRole)
 
 
 class ServersEditor(QWidget):
@@ -20,6 +44,7 @@ class ServersEditor(QWidget):
         self.table.setAccessibleName("Remote servers")
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setMinimumHeight(110)
+        self.table.setItemDelegateForColumn(KEY_COLUMN, _SecretDelegate(self.table))
         add = QPushButton("Add")
         remove = QPushButton("Remove")
         add.setAccessibleName("Add remote server")
@@ -42,16 +67,26 @@ class ServersEditor(QWidget):
         row = self.table.rowCount()
         self.table.insertRow(row)
         for col, value in enumerate((s.name, s.base_url, s.api_key, s.model)):
-            self.table.setItem(row, col, QTableWidgetItem(value))
+            item = QTableWidgetItem(MASK if col == KEY_COLUMN and value else value)
+            if col == KEY_COLUMN:
+                item.setData(Qt.UserRole, value)
+            self.table.setItem(row, col, item)
         self.changed.emit()
 
     def servers(self) -> list[RemoteServer]:
         out = []
         for row in range(self.table.rowCount()):
-            cells = [(self.table.item(row, c).text() if self.table.item(row, c) else "").strip()
-                     for c in range(len(COLUMNS))]
+            cells = [self._cell(row, c) for c in range(len(COLUMNS))]
             out.append(RemoteServer(*cells))
         return out
+
+    def _cell(self, row: int, col: int) -> str:
+        item = self.table.item(row, col)
+        if item is None:
+            return ""
+        if col == KEY_COLUMN:
+            return (item.data(Qt.UserRole) or "").strip()
+        return item.text().strip()
 
     def _on_remove_clicked(self) -> None:
         row = self.table.currentRow()
