@@ -4,11 +4,18 @@ Streams ``/v1/chat/completions`` (server-sent events) and lists ``/v1/models``.
 TLS certificates are always verified. The API key lives in one private attribute
 and only ever travels in the Authorization header: it is not logged, not in
 ``repr`` and not in any error message.
+
+Whatever the server answers becomes one ``RemoteError`` sentence: an HTML page, JSON
+that is malformed or of the wrong shape, a redirect (never followed: it could carry
+the key elsewhere), a line longer than ``MAX_LINE_BYTES`` in the event stream, a body
+longer than ``MAX_BODY_BYTES``, and a certificate that does not verify (said to be a
+certificate problem, not a refused connection).
 """
 from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 from typing import Iterator, Optional, Sequence
 
@@ -20,6 +27,8 @@ from engine.types import ChatMessage, FitResult, GenerationParams, ReplyStats
 log = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 4  # the server's tokenizer is not ours to call; counts are estimates
+MAX_LINE_BYTES = 1 << 20   # one server-sent event line; real ones are a few hundred bytes
+MAX_BODY_BYTES = 8 << 20   # a /v1/models answer or an error body
 
 
 class RemoteError(EngineError):
@@ -65,17 +74,42 @@ class RemoteBackend:
 
     def list_models(self) -> list[str]:
         data = self._request_json("GET", "/v1/models")
-        return [m.get("id", "") for m in data.get("data", [])]
+        rows = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(m, dict) and isinstance(m.get("id"), str)
+                                                 for m in rows):
+            raise RemoteError(f"The server at {self.base_url} answered /v1/models with an unexpected "
+                              "shape (not a list of models with ids); is it an OpenAI-compatible server?")
+        return [m["id"] for m in rows]
 
-    def _request_json(self, method: str, path: str, **kw) -> dict:
+    def _request_json(self, method: str, path: str, **kw):
         import httpx
 
         try:
-            r = self._require().request(method, path, **kw)
+            with self._require().stream(method, path, **kw) as r:
+                self._raise_for_status(r)
+                self._refuse_html(r, path)
+                body = self._read_bounded(r, MAX_BODY_BYTES, path)
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
-        self._raise_for_status(r)
-        return r.json()
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise RemoteError(f"The server at {self.base_url} answered {path} with something that is not "
+                              "valid JSON; is it an OpenAI-compatible server?") from None
+
+    def _read_bounded(self, r, limit: int, path: str) -> bytes:
+        body = bytearray()
+        for chunk in r.iter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise RemoteError(f"The server at {self.base_url} sent more than {limit >> 20} MiB for "
+                                  f"{path}; stopped reading it.")
+        return bytes(body)
+
+    def _refuse_html(self, r, path: str) -> None:
+        if "html" in r.headers.get("content-type", "").lower():
+            raise RemoteError(f"The server at {self.base_url} answered {path} with a web page (HTML), not "
+                              "the OpenAI-compatible API; check the address (it usually ends in /v1).")
 
     def _require(self):
         if self._client is None:
@@ -85,26 +119,46 @@ class RemoteBackend:
     def _unreachable(self, exc) -> RemoteError:
         import httpx
 
+        tls = _tls_error(exc)
+        if tls is not None:
+            if isinstance(tls, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(tls):
+                why = getattr(tls, "verify_message", None) or "it could not be verified"
+                return RemoteError(f"The server at {self.base_url} has a certificate that cannot be trusted "
+                                   f"({why}): this is a certificate problem, not a network one; give the "
+                                   "server a certificate from a trusted authority or add its CA to this "
+                                   "computer's trusted certificates.")
+            return RemoteError(f"The secure (TLS) connection to {self.base_url} failed "
+                               f"({getattr(tls, 'reason', None) or type(tls).__name__}): is the server "
+                               "really speaking https on that port?")
         if isinstance(exc, httpx.ConnectError):
             return RemoteError(f"Cannot reach the server at {self.base_url}: the connection was "
                                "refused or the host is unknown. Is the server running?")
         if isinstance(exc, httpx.TimeoutException):
             return RemoteError(f"The server at {self.base_url} did not answer in time.")
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.DecodingError)):
+            return RemoteError(f"The server at {self.base_url} broke the HTTP protocol "
+                               f"({type(exc).__name__}); is it an OpenAI-compatible server?")
         return RemoteError(f"The connection to {self.base_url} failed: {type(exc).__name__}.")
 
     def _raise_for_status(self, r) -> None:
-        if r.status_code < 400:
+        if r.status_code < 300:
             return
+        if 300 <= r.status_code < 400:
+            where = r.headers.get("location", "")[:200] or "another address"
+            raise RemoteError(f"The server at {self.base_url} redirected to {where}; LlamaDesk does not "
+                              "follow redirects (they could carry the API key elsewhere), so use that "
+                              "address if you trust it.")
         if r.status_code in (401, 403):
             raise RemoteError(f"The server at {self.base_url} refused the API key (HTTP {r.status_code}).")
         try:
-            r.read()
-            detail = r.json().get("error", {})
+            body = self._read_bounded(r, 64 << 10, "an error")
+            detail = json.loads(body).get("error", {})
             detail = detail.get("message", "") if isinstance(detail, dict) else str(detail)
-        except Exception:
+            detail = " ".join(str(detail).split())
+        except Exception:  # noqa: BLE001 - the status alone is the message then
             detail = ""
         raise RemoteError(f"The server at {self.base_url} answered HTTP {r.status_code}"
-                          + (f": {detail[:300]}" if detail else "."))
+                          + (f": {_sentence_end(detail[:300])}" if detail else "."))
 
     # --- tokens and window --------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -140,21 +194,30 @@ class RemoteBackend:
         self.last_stats = stats
         start = time.perf_counter()
         first = None
+        events = 0
         try:
             with client.stream("POST", "/v1/chat/completions", json=body) as r:
                 self._raise_for_status(r)
-                for line in r.iter_lines():
-                    handle.check()
+                self._refuse_html(r, "/v1/chat/completions")
+                for line in self._lines(r, handle):
                     if not line.startswith("data:"):
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
+                        events += 1
                         break
-                    chunk = json.loads(data)
-                    if chunk.get("usage"):
-                        stats.prompt_tokens = chunk["usage"].get("prompt_tokens", 0) or 0
+                    chunk = self._event(data)
+                    events += 1
+                    usage = chunk.get("usage")
+                    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+                        stats.prompt_tokens = max(0, usage["prompt_tokens"])
                     for choice in chunk.get("choices") or []:
-                        piece = (choice.get("delta") or {}).get("content")
+                        if not isinstance(choice, dict):
+                            raise self._bad_event("a choice that is not an object")
+                        delta = choice.get("delta") or {}
+                        piece = delta.get("content") if isinstance(delta, dict) else None
+                        if piece is not None and not isinstance(piece, str):
+                            raise self._bad_event("content that is not text")
                         if piece:
                             if first is None:
                                 first = time.perf_counter()
@@ -162,10 +225,16 @@ class RemoteBackend:
                             stats.gen_tokens += 1
                             yield piece
                         reason = choice.get("finish_reason")
-                        if reason:
+                        if isinstance(reason, str) and reason:
                             stats.stop_reason = {"length": "length", "stop": "eog"}.get(reason, reason)
+            if events == 0:
+                raise RemoteError(f"The server at {self.base_url} ended the reply without sending any "
+                                  "events; is it an OpenAI-compatible server?")
         except Cancelled:
             stats.stop_reason = "cancelled"
+        except RemoteError:
+            stats.stop_reason = "error"
+            raise
         except httpx.HTTPError as exc:
             stats.stop_reason = "error"
             raise self._unreachable(exc) from None
@@ -173,3 +242,73 @@ class RemoteBackend:
             if first is not None and stats.gen_tokens > 1:
                 stats.gen_tps = (stats.gen_tokens - 1) / max(1e-9, time.perf_counter() - first)
             stats.ctx_used = stats.prompt_tokens + stats.gen_tokens
+
+    def _bad_event(self, what: str) -> RemoteError:
+        return RemoteError(f"The server at {self.base_url} sent a malformed event in its reply ({what}); "
+                           "the reply was stopped.")
+
+    def _event(self, data: str) -> dict:
+        try:
+            chunk = json.loads(data)
+        except (ValueError, RecursionError):
+            raise self._bad_event("not valid JSON") from None
+        if not isinstance(chunk, dict):
+            raise self._bad_event("not a JSON object")
+        error = chunk.get("error")
+        if error:
+            message = error.get("message") if isinstance(error, dict) else error
+            message = " ".join(str(message).split())[:300]
+            raise RemoteError(f"The server at {self.base_url} stopped the reply with an error: "
+                              f"{_sentence_end(message)}")
+        if not isinstance(chunk.get("choices") or [], list):
+            raise self._bad_event("choices that are not a list")
+        return chunk
+
+    def _lines(self, r, handle: TaskHandle) -> Iterator[str]:
+        """The stream's lines, each at most ``MAX_LINE_BYTES``: an endless line is refused
+        once it passes the bound, without holding more than that in memory."""
+        buf = bytearray()
+        scanned = 0
+        for chunk in r.iter_bytes():
+            handle.check()
+            buf += chunk
+            while True:
+                i = buf.find(b"\n", scanned)
+                if i < 0:
+                    scanned = len(buf)
+                    break
+                yield self._decode(bytes(buf[:i]))
+                del buf[:i + 1]
+                scanned = 0
+            if len(buf) > MAX_LINE_BYTES:
+                raise RemoteError(f"The server at {self.base_url} sent a line longer than "
+                                  f"{MAX_LINE_BYTES >> 20} MiB in its reply; the reply was stopped.")
+        if buf:
+            yield self._decode(bytes(buf))
+
+    def _decode(self, raw: bytes) -> str:
+        if len(raw) > MAX_LINE_BYTES:
+            raise RemoteError(f"The server at {self.base_url} sent a line longer than "
+                              f"{MAX_LINE_BYTES >> 20} MiB in its reply; the reply was stopped.")
+        try:
+            return raw.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError:
+            raise self._bad_event("text that is not UTF-8") from None
+
+
+def _sentence_end(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _tls_error(exc) -> Optional[ssl.SSLError]:
+    """The ssl error behind an httpx error, if any (httpx wraps it one or two levels down)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ssl.SSLError):
+            return exc
+        for arg in getattr(exc, "args", ()):
+            if isinstance(arg, ssl.SSLError):
+                return arg
+        exc = exc.__cause__ or exc.__context__
+    return None
