@@ -105,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         text = json.dumps(build_document(args.conversations, args.messages, args.largest, args.seed))
         t_generate = time.perf_counter() - start
         with ChatStore.open(db) as store:
-            t_import, ids = best_of(1, lambda: store.import_json(text))
+            t_import, result = best_of(1, lambda: store.import_json(text))
             total = store._rows("SELECT count(*) FROM messages")[0][0]
             store._rows("PRAGMA wal_checkpoint(TRUNCATE)")
         size = db.stat().st_size
-        largest_id = ids[0]
+        largest_id = result.imported[0]
 
         def reopen():
             ChatStore.open(db).close()

@@ -11,7 +11,8 @@ Conversations (``chat.model.Conversation``)
     create(title=None, system_prompt=None, model=None) -> id
     list(include_archived=False, trash=False)   pinned first, then newest update
     get(id), rename, set_pinned, set_archived, set_system_prompt, set_model
-    delete(id) -> trash; restore(id); empty_trash(); purge(id)
+    delete(id) -> trash; list(trash=True); restore(id) -> False if not in the trash;
+    purge(id) (for good); empty_trash() -> how many
 
 Messages (``chat.model.Message``; a tree, the conversation stores its active leaf)
     add_user_message(conv, text, parent_id=None) -> id   committed at once
@@ -28,9 +29,9 @@ Messages (``chat.model.Message``; a tree, the conversation stores its active lea
 
 On a writable open, replies left "streaming" by a crash become "interrupted" (ids in
 ``store.recovered``), text kept. search(query) -> [SearchHit] (FTS5, snippets).
-export_markdown(ids|None), export_json(ids|None), import_json(text|path) -> new ids
-(all or nothing; ChatImportError says where). Errors derive from ChatStoreError and
-read well as user messages.
+export_markdown(ids|None), export_json(ids|None), import_json(text|path) -> ImportResult
+(new ids, how many were already here and skipped; all or nothing; ChatImportError says
+where). Errors derive from ChatStoreError and read well as user messages.
 
 Threads: one connection, every method serialized by the store's lock, so one store
 may be shared by the GUI thread and a worker. Processes: one writer per database

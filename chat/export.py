@@ -1,17 +1,18 @@
 """Export conversations: lossless JSON (re-importable) and readable Markdown.
 
 JSON keeps the whole tree, every field and every branch; ids in the file are only
-references between its own messages (``parent``, ``active_leaf``). Markdown shows the
-active path, one heading per message with role and time, contents verbatim.
+references between its own messages (``parent``, ``active_leaf``), while each
+conversation's ``uuid`` is its identity everywhere (an import skips one already here).
+Markdown shows the active path, one heading per message with role and time, contents
+verbatim.
 """
 from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import datetime, timezone
 
-from chat.model import ASSISTANT, COMPLETE, Conversation, Message
+from chat.model import ASSISTANT, COMPLETE, Conversation, Message, when_text
 
 FORMAT = "llamadesk.chats"
 FORMAT_VERSION = 1
@@ -21,6 +22,7 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 
 def conversation_record(conv: Conversation, messages: list[Message]) -> dict:
     return {
+        "uuid": conv.uuid,
         "title": conv.title,
         "title_is_auto": conv.title_is_auto,
         "system_prompt": conv.system_prompt,
@@ -68,7 +70,7 @@ def to_markdown(store, conv_ids: list[int]) -> str:
 def conversation_markdown(store, conv_id: int) -> str:
     conv = store.get(conv_id)
     lines = [f"# {conv.display_title}", ""]
-    about = [f"Created {_when(conv.created)}", f"updated {_when(conv.updated)}"]
+    about = [f"Created {when_text(conv.created)}", f"updated {when_text(conv.updated)}"]
     if conv.model:
         about.append(f"model {conv.model}")
     lines += ["*" + " · ".join(about) + "*", ""]
@@ -82,7 +84,7 @@ def conversation_markdown(store, conv_id: int) -> str:
 
 
 def _heading(store, msg: Message) -> str:
-    bits = ["User" if msg.role != ASSISTANT else "Assistant", _when(msg.created)]
+    bits = ["User" if msg.role != ASSISTANT else "Assistant", when_text(msg.created)]
     if msg.role == ASSISTANT and msg.model:
         bits.append(msg.model)
     siblings, index = store.siblings(msg.id)
@@ -92,10 +94,6 @@ def _heading(store, msg: Message) -> str:
     if msg.state != COMPLETE:
         bits.append(msg.state)
     return "## " + " · ".join(bits)
-
-
-def _when(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
 
 def close_open_fence(text: str) -> str:

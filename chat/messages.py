@@ -14,20 +14,41 @@ import time
 from typing import Callable, Optional
 
 from chat.model import (ASSISTANT, CANCELLED, COMPLETE, ERROR, FINAL_STATES, INTERRUPTED,
-                        STREAMING, USER, ChatStoreError, Message, NotFoundError, auto_title)
+                        STREAMING, USER, ChatStoreError, Message, NotFoundError, auto_title,
+                        clean_text, clean_time)
 
 _MSG_COLUMNS = ("id, conversation_id, parent_id, role, content, created, updated, model, "
                 "params, stats, token_count, state")
 
 
 def message_from_row(row: sqlite3.Row) -> Message:
+    """A message from its row, whatever another tool or an older version stored in it."""
+    created = clean_time(row["created"])
+    updated = clean_time(row["updated"])
+    count = row["token_count"]
     return Message(
         id=row["id"], conversation_id=row["conversation_id"], parent_id=row["parent_id"],
-        role=row["role"], content=row["content"], created=row["created"],
-        updated=row["updated"] if row["updated"] is not None else row["created"],
-        model=row["model"], params=json.loads(row["params"]) if row["params"] else {},
-        stats=json.loads(row["stats"]) if row["stats"] else {},
-        token_count=row["token_count"], state=row["state"])
+        role=clean_text(row["role"], ""), content=clean_text(row["content"], ""), created=created,
+        updated=updated if updated is not None else created,
+        model=clean_text(row["model"]), params=_json_object(row["params"]),
+        stats=_json_object(row["stats"]),
+        token_count=count if isinstance(count, int) and count >= 0 else None,
+        state=clean_text(row["state"], COMPLETE))
+
+
+def _json_object(text) -> dict:
+    """A stored JSON object; {} for anything else (absent, damaged, not an object)."""
+    if not text:
+        return {}
+    text = clean_text(text)
+    try:
+        # NaN and Infinity (which strict JSON has not) read as null
+        value = json.loads(text, parse_constant=lambda _name: None)
+        if "\\ud" in text.lower():      # an escaped lone surrogate would break every export
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):   # UnicodeEncodeError is a ValueError
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def dump_json(value) -> Optional[str]:
@@ -61,13 +82,16 @@ class MessageOps:
                 if leaf is None:
                     return []
             rows = db.execute(
+                # A path is never longer than the conversation: a parent loop written by
+                # another tool ends there instead of running forever.
                 "WITH RECURSIVE path(id, depth) AS ("
                 "  SELECT ?, 0 UNION ALL"
                 "  SELECT m.parent_id, p.depth + 1 FROM messages m JOIN path p ON m.id = p.id"
-                "  WHERE m.parent_id IS NOT NULL) "
+                "  WHERE m.parent_id IS NOT NULL AND p.depth < "
+                "    (SELECT count(*) FROM messages WHERE conversation_id = ?)) "
                 f"SELECT {', '.join('m.' + c.strip() for c in _MSG_COLUMNS.split(','))} "
                 "FROM path JOIN messages m ON m.id = path.id ORDER BY path.depth DESC",
-                (leaf,)).fetchall()
+                (leaf, conv_id)).fetchall()
         return [message_from_row(r) for r in rows]
 
     def siblings(self, message_id: int) -> tuple[list[Message], int]:
@@ -230,7 +254,7 @@ def _latest_leaf_below(db: sqlite3.Connection, conv_id: int,
         start = "SELECT ?"
         arg = message_id
     row = db.execute(
-        f"WITH RECURSIVE sub(id) AS ({start} UNION ALL "
+        f"WITH RECURSIVE sub(id) AS ({start} UNION "     # UNION: a parent loop ends
         "  SELECT m.id FROM messages m JOIN sub ON m.parent_id = sub.id) "
         "SELECT m.id FROM sub JOIN messages m ON m.id = sub.id "
         "WHERE NOT EXISTS (SELECT 1 FROM messages c WHERE c.parent_id = m.id) "

@@ -1,6 +1,7 @@
 """What the chat store hands out: conversations, messages, search hits, and its errors."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -21,6 +22,10 @@ ROLES = (USER, ASSISTANT)
 
 UNTITLED = "New chat"
 TITLE_MAX_CHARS = 60
+
+# The last second every calendar can show (9999-12-31 23:59:59 UTC); 0 is 1970-01-01.
+MAX_TIME = 253402300799.0
+UNKNOWN_TIME = "unknown time"
 
 
 class ChatStoreError(UserError):
@@ -55,11 +60,12 @@ class Conversation:
     model: Optional[str]
     pinned: bool
     archived: bool
-    created: float              # Unix time, seconds
-    updated: float
+    created: Optional[float]    # Unix time, seconds (None: the stored value is unusable)
+    updated: Optional[float]
     deleted: Optional[float]    # when it was moved to the trash
     active_leaf_id: Optional[int]
     message_count: int = 0      # messages on the active path (alternatives not counted)
+    uuid: Optional[str] = None  # stable across export and import; ids are not
 
     @property
     def display_title(self) -> str:
@@ -77,8 +83,8 @@ class Message:
     parent_id: Optional[int]
     role: str
     content: str
-    created: float
-    updated: float
+    created: Optional[float]    # None: the stored value is unusable
+    updated: Optional[float]
     model: Optional[str] = None
     params: dict = field(default_factory=dict)   # sampling settings used
     stats: dict = field(default_factory=dict)    # figures from the engine (tok/s, ...)
@@ -105,3 +111,41 @@ def auto_title(text: str) -> str:
     if len(line) > TITLE_MAX_CHARS:
         line = line[:TITLE_MAX_CHARS - 1].rstrip() + "…"
     return line or UNTITLED
+
+
+def valid_time(value) -> bool:
+    """A time the store keeps and every front end can show: a finite number of seconds
+    since 1970, not before it, that this platform's calendar converts."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        seconds = float(value)
+        if not 0 <= seconds <= MAX_TIME:        # NaN fails this too
+            return False
+        time.localtime(seconds)
+    except (OverflowError, OSError, ValueError):
+        return False
+    return True
+
+
+def clean_time(value) -> Optional[float]:
+    """A stored time as a float, or None when it is unusable (written by another tool)."""
+    return float(value) if valid_time(value) else None
+
+
+def when_text(seconds) -> str:
+    """'2026-12-01 14:51' in local time, or 'unknown time'."""
+    if not valid_time(seconds):
+        return UNKNOWN_TIME
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+
+
+def clean_text(value, default: Optional[str] = None) -> Optional[str]:
+    """A stored text value as str whatever another tool put in the column."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)

@@ -8,6 +8,8 @@ Version 1: conversations (title, times) and a tree of messages.
 Version 2: per-conversation system prompt, model, pinned, archived, trash and active
            leaf; per-message model, sampling params, engine stats, token count, state.
 Version 3: full-text search (FTS5, external content on messages.content).
+Version 4: a stable uuid per conversation (exports carry it, so importing a file twice
+           skips what is already here); an index on created for the same check.
 """
 from __future__ import annotations
 
@@ -78,7 +80,18 @@ END;
 INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
 """
 
-MIGRATIONS = (V1, V2, V3)
+V4 = """
+ALTER TABLE conversations ADD COLUMN uuid TEXT;
+-- A random (version 4) UUID for every conversation already here.
+UPDATE conversations SET uuid = lower(
+    hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-'
+    || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-'
+    || hex(randomblob(6)));
+CREATE UNIQUE INDEX conversations_by_uuid ON conversations(uuid);
+CREATE INDEX conversations_by_created ON conversations(created);
+"""
+
+MIGRATIONS = (V1, V2, V3, V4)
 LATEST = len(MIGRATIONS)
 
 

@@ -18,29 +18,33 @@ import re
 import sqlite3
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Union
 from urllib.parse import quote
 
 from chat import schema
 from chat.lock import WriterLock
 from chat.messages import MessageOps
 from chat.model import (ChatStoreError, Conversation, NotFoundError, SearchHit,
-                        StoreReadOnlyError, INTERRUPTED, UNTITLED)
+                        StoreReadOnlyError, INTERRUPTED, UNTITLED, clean_text, clean_time)
+
+if TYPE_CHECKING:
+    from chat.importer import ImportResult
 
 ConvIds = Union[int, Iterable[int], None]
 
 # message_count is the length of the active path (what `active_path` returns and the
 # window shows), not every message of the tree: alternatives are not counted.
-_CONV_COLUMNS = """c.id, c.title, c.title_is_auto, c.system_prompt, c.model, c.pinned,
+_CONV_COLUMNS = """c.id, c.uuid, c.title, c.title_is_auto, c.system_prompt, c.model, c.pinned,
     c.archived, c.created, c.updated, c.deleted, c.active_leaf,
     (WITH RECURSIVE path(id) AS (
         SELECT COALESCE(c.active_leaf, (
             SELECT m.id FROM messages m WHERE m.conversation_id = c.id
               AND NOT EXISTS (SELECT 1 FROM messages k WHERE k.parent_id = m.id)
             ORDER BY m.created DESC, m.id DESC LIMIT 1))
-        UNION ALL
+        UNION  -- not ALL: a parent loop another tool wrote ends instead of running forever
         SELECT m.parent_id FROM messages m JOIN path p ON m.id = p.id WHERE m.parent_id IS NOT NULL)
      SELECT count(*) FROM path WHERE id IS NOT NULL) AS message_count"""
 
@@ -126,6 +130,8 @@ class ChatStore(MessageOps):
     @staticmethod
     def _configure(conn: sqlite3.Connection) -> None:
         conn.row_factory = sqlite3.Row
+        # Text another tool stored as broken UTF-8 reads with U+FFFD instead of failing.
+        conn.text_factory = _decode_text
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
 
@@ -195,12 +201,18 @@ class ChatStore(MessageOps):
 
     @staticmethod
     def _conversation(row: sqlite3.Row) -> Conversation:
+        """A conversation from its row, whatever another tool or an older version stored."""
+        deleted = row["deleted"]
         return Conversation(
-            id=row["id"], title=row["title"], title_is_auto=bool(row["title_is_auto"]),
-            system_prompt=row["system_prompt"], model=row["model"], pinned=bool(row["pinned"]),
-            archived=bool(row["archived"]), created=row["created"], updated=row["updated"],
-            deleted=row["deleted"], active_leaf_id=row["active_leaf"],
-            message_count=row["message_count"])
+            id=row["id"], title=clean_text(row["title"]) or None,
+            title_is_auto=bool(row["title_is_auto"]),
+            system_prompt=clean_text(row["system_prompt"]), model=clean_text(row["model"]),
+            pinned=bool(row["pinned"]), archived=bool(row["archived"]),
+            created=clean_time(row["created"]), updated=clean_time(row["updated"]),
+            # in the trash whatever the stored time; None only when it is not there
+            deleted=None if deleted is None else (clean_time(deleted) or 0.0),
+            active_leaf_id=row["active_leaf"], message_count=row["message_count"],
+            uuid=clean_text(row["uuid"]))
 
     def _require_conversation(self, db: sqlite3.Connection, conv_id: int) -> sqlite3.Row:
         row = db.execute("SELECT * FROM conversations WHERE id = ?", (conv_id,)).fetchone()
@@ -225,9 +237,9 @@ class ChatStore(MessageOps):
         now = self._now()
         with self._writing() as db:
             cur = db.execute(
-                "INSERT INTO conversations (title, title_is_auto, system_prompt, model, "
-                "created, updated) VALUES (?, 0, ?, ?, ?, ?)",
-                (title, system_prompt, model, now, now))
+                "INSERT INTO conversations (uuid, title, title_is_auto, system_prompt, model, "
+                "created, updated) VALUES (?, ?, 0, ?, ?, ?, ?)",
+                (new_uuid(), title, system_prompt, model, now, now))
             return cur.lastrowid
 
     def list(self, *, include_archived: bool = False, trash: bool = False) -> list[Conversation]:
@@ -273,8 +285,12 @@ class ChatStore(MessageOps):
         """Move to the trash (restorable until the trash is emptied)."""
         self._set(conv_id, deleted=self._now())
 
-    def restore(self, conv_id: int) -> None:
-        self._set(conv_id, deleted=None)
+    def restore(self, conv_id: int) -> bool:
+        """Bring a conversation back from the trash; False when it was not in the trash."""
+        with self._writing() as db:
+            self._require_conversation(db, conv_id)
+            return db.execute("UPDATE conversations SET deleted = NULL "
+                              "WHERE id = ? AND deleted IS NOT NULL", (conv_id,)).rowcount == 1
 
     def purge(self, conv_id: int) -> None:
         """Delete for good, with all its messages."""
@@ -329,9 +345,11 @@ class ChatStore(MessageOps):
 
         return to_markdown(self, self._conversation_ids(conv_ids))
 
-    def import_json(self, source: Union[str, Path]) -> list[int]:
-        """Import an export (JSON text, or a path to one) as new conversations, all or
-        nothing. Raises ``ChatImportError`` saying where the file is wrong."""
+    def import_json(self, source: Union[str, Path]) -> "ImportResult":
+        """Import an export (JSON text, or a path to one), all or nothing; conversations
+        already here (same uuid, or same start and messages) are skipped. Returns an
+        ``ImportResult`` (new ids, how many skipped). Raises ``ChatImportError`` saying
+        where the file is wrong."""
         from chat.importer import import_json
 
         return import_json(self, source)
@@ -339,6 +357,16 @@ class ChatStore(MessageOps):
     # misc ---------------------------------------------------------------
     def integrity_check(self) -> str:
         return self._rows("PRAGMA integrity_check")[0][0]
+
+
+def new_uuid() -> str:
+    """A conversation's stable identity: it travels with exports, so an import can tell
+    a conversation that is already here from a new one."""
+    return str(uuid.uuid4())
+
+
+def _decode_text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
 
 
 def fts_query(text: str) -> str:

@@ -101,10 +101,37 @@ def format_eta(seconds: Optional[float]) -> str:
 
 
 def format_bytes(n: Optional[float]) -> str:
-    if n is None:
+    """'512 B', '3.5 MB', '4.4 GB'; '?' for an unknown (None, negative, NaN) size."""
+    if n is None or n != n or n < 0:
         return "?"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    if n == float("inf"):
+        return "?"
+    if round(n) < 1000:
+        return f"{n:.0f} B"
+    for unit in ("KB", "MB", "GB", "TB"):
         n /= 1000.0
-    return f"{n:.1f} TB"
+        if round(n, 1) < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}"
+    return f"{n:.1f} TB"  # pragma: no cover - the loop returns at TB
+
+
+def format_parameters(n: Optional[float]) -> str:
+    """A parameter count as people say it: '1.7 M', '135 M', '8.03 B'; '?' when unknown.
+
+    Three significant digits, so the same model reads the same in the library, the
+    conversion checks, the catalog and the CLI."""
+    if n is None or n != n or n <= 0 or n == float("inf"):
+        return "?"
+    if n < 1000:
+        return f"{n:.0f}"
+    value, unit = float(n), ""
+    for unit in ("K", "M", "B", "T"):
+        value /= 1000.0
+        if float(f"{value:.3g}") < 1000 or unit == "T":
+            break
+    return f"{value:.3g} {unit}" if value < 1000 else f"{value:.0f} {unit}"
+
+
+def plural(count: int, noun: str, nouns: Optional[str] = None) -> str:
+    """'1 model', '3 models', '0 conversations' ('nouns' for an irregular plural)."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"

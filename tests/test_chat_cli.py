@@ -45,11 +45,11 @@ def test_list_search_show(filled, capsys):
 def test_export_and_import_round_trip(filled, tmp_path, capsys):
     out_file = tmp_path / "all.json"
     assert main.main(["chats", "export", "--format", "json", "-o", str(out_file)]) == 0
-    assert "exported 2 conversation(s)" in capsys.readouterr().err
+    assert "exported 2 conversations" in capsys.readouterr().err
     assert len(json.loads(out_file.read_text(encoding="utf-8"))["conversations"]) == 2
     other = tmp_path / "other.sqlite3"
     assert main.main(["chats", "--db", str(other), "import", str(out_file)]) == 0
-    assert "imported 2 conversation(s) from all.json" in capsys.readouterr().out
+    assert capsys.readouterr().out == "Imported 2 conversations from all.json.\n"
     with ChatStore.open(other) as store:
         assert sorted(c.display_title for c in store.list()) == ["Llama care", "Pinned notes"]
     md = tmp_path / "all.md"

@@ -61,7 +61,7 @@ def test_json_round_trip_gives_the_identical_tree(store, tmp_path):
     (tmp_path / "out.json").write_text(text, encoding="utf-8")
 
     with ChatStore.open(tmp_path / "fresh.sqlite3") as fresh:
-        new_ids = fresh.import_json(tmp_path / "out.json")
+        new_ids = fresh.import_json(tmp_path / "out.json").imported
         assert len(new_ids) == 2
         assert tree_of(fresh, new_ids[0]) == tree_of(store, conv)
         assert fresh.get(new_ids[1]).title == "Empty one" and fresh.messages(new_ids[1]) == []
@@ -144,7 +144,9 @@ def test_broken_json_and_unreadable_files_say_where(store, tmp_path):
 
 def test_a_late_database_failure_rolls_the_whole_import_back(store):
     doc = good_doc(store)
-    doc["conversations"] *= 3
+    # three new conversations (not the one already here, which an import would skip)
+    doc["conversations"] = [dict(c, uuid=None, created=c["created"] + i)
+                            for i, c in enumerate(doc["conversations"] * 3, 1)]
     store._rows("CREATE TEMP TRIGGER no_rust BEFORE INSERT ON messages "
                 "WHEN new.content LIKE '%rust%' BEGIN SELECT RAISE(ABORT, 'refused'); END")
     with pytest.raises(Exception, match="refused"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_version_1_database_is_migrated_and_keeps_everything(tmp_path):
     db = tmp_path / "chats.sqlite3"
     make_version_1(db)
     with ChatStore.open(db) as store:
-        assert store._rows("PRAGMA user_version")[0][0] == schema.LATEST == 3
+        assert store._rows("PRAGMA user_version")[0][0] == schema.LATEST == 4
         assert store.integrity_check() == "ok"
         convs = {c.id: c for c in store.list()}
         assert convs[1].title == "Llamas" and len(store.messages(1)) == 4
@@ -67,6 +68,34 @@ def test_version_1_database_is_migrated_and_keeps_everything(tmp_path):
         assert [c.id for c in store.list()] == [2, 1]
 
 
+def test_version_3_conversations_get_distinct_stable_uuids(tmp_path):
+    """Version 4 gives every conversation a uuid (exports carry it, so a second import
+    of the same file is recognised); new ones get theirs when created."""
+    db = tmp_path / "chats.sqlite3"
+    make_version_1(db)
+    conn = sqlite3.connect(db, isolation_level=None)
+    for version, script in enumerate(schema.MIGRATIONS[1:3], start=1):   # up to version 3 only
+        for statement in schema._statements(script):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {version + 1}")
+    conn.executemany("INSERT INTO conversations (title, created, updated) VALUES (?, ?, ?)",
+                     [(f"more {i}", 400.0 + i, 400.0 + i) for i in range(50)])
+    assert schema.user_version(conn) == 3
+    conn.close()
+    with ChatStore.open(db) as store:
+        uuids = [c.uuid for c in store.list()]
+        assert len(uuids) == 52 and len(set(uuids)) == 52
+        for u in uuids:
+            assert str(uuid.UUID(u)) == u and uuid.UUID(u).version == 4
+        assert store.get(1).uuid == uuids[-1]                   # kept, not made up per read
+        fresh = store.create()
+        assert store.get(fresh).uuid not in uuids and uuid.UUID(store.get(fresh).uuid)
+        with pytest.raises(sqlite3.IntegrityError):
+            store._rows("UPDATE conversations SET uuid = ? WHERE id = 2", (uuids[-1],))
+    with ChatStore.open(db) as store:
+        assert [c.uuid for c in store.list()][1:] == uuids      # the same after reopening
+
+
 def test_each_step_is_whole_and_the_version_only_moves_forward(tmp_path):
     db = tmp_path / "chats.sqlite3"
     conn = sqlite3.connect(db, isolation_level=None)
@@ -84,7 +113,8 @@ def test_a_failing_step_leaves_the_previous_version(tmp_path, monkeypatch):
     conn = sqlite3.connect(db, isolation_level=None)
     with pytest.raises(sqlite3.OperationalError):
         schema.migrate(conn)
-    assert schema.user_version(conn) == 3      # steps 2 and 3 committed, step 4 rolled back
+    # every real step committed, the broken last one rolled back
+    assert schema.user_version(conn) == len(schema.MIGRATIONS) - 1
     conn.close()
 
 
