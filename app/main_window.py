@@ -18,6 +18,7 @@ from app.model_choices import available_models
 from app.shortcuts import SHORTCUTS
 from app.shortcut_actions import ShortcutActions
 from app.sidebar.conversation_list import ConversationList
+from app.sidebar.trash_actions import TrashActions
 from app.threads import BackgroundOp, WorkerThread
 from app.widgets.context_meter import ContextMeter
 from app.widgets.model_bar import REMOTE_PREFIX, ModelBar
@@ -26,7 +27,7 @@ from common.settings import Settings, load_settings, save_settings
 from engine.context_window import reply_reserve
 
 
-class MainWindow(ShortcutActions, QMainWindow):
+class MainWindow(ShortcutActions, TrashActions, QMainWindow):
     _load_requested = Signal(object)
     _generate_requested = Signal(list, object)
     _count_requested = Signal(list, str, int)
@@ -55,6 +56,7 @@ class MainWindow(ShortcutActions, QMainWindow):
         self._editing_id: Optional[int] = None
         self._dialogs: list = []
         self._downloads = None
+        self._trash = None
         self._build()
         self._connect_engine()
         self._bind_shortcuts()
@@ -144,6 +146,7 @@ class MainWindow(ShortcutActions, QMainWindow):
         self.sidebar.undo_delete_requested.connect(self.session.undo_delete)
         self.sidebar.search_changed.connect(self._on_sidebar_search_changed)
         self.sidebar.show_archived_changed.connect(lambda _on: self._refresh_conversations())
+        self.sidebar.trash_requested.connect(self.open_trash)
         self.chat_view.edit_requested.connect(self._on_chat_edit_requested)
         self.chat_view.regenerate_requested.connect(self._on_chat_regenerate_requested)
         self.chat_view.continue_requested.connect(self._on_chat_continue_requested)
@@ -206,6 +209,9 @@ class MainWindow(ShortcutActions, QMainWindow):
         self.sidebar.show_undo(title)
 
     def _refresh_conversations(self) -> None:
+        self.sidebar.set_trash_count(len(self.store.list(trash=True)))
+        if self._trash is not None and self._trash.isVisible():
+            self._trash.refresh()
         if self.sidebar.search.text().strip():
             return
         convs = self.store.list(include_archived=self.sidebar.show_archived.isChecked())

@@ -297,7 +297,7 @@ def _write(store, conversations: list[dict]) -> ImportResult:
             cur = db.execute(
                 "INSERT INTO conversations (uuid, title, title_is_auto, system_prompt, model, "
                 "pinned, archived, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (conv.get("uuid") or new_uuid(), conv.get("title"),
+                (conv.get("uuid") or new_uuid(), conv.get("title") or None,
                  int(conv.get("title_is_auto", False)), conv.get("system_prompt"), conv.get("model"),
                  int(conv.get("pinned", False)), int(conv.get("archived", False)),
                  conv["created"], conv["updated"]))

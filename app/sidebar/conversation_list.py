@@ -5,6 +5,8 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QMenu, QPushButton, QVBoxLayout, QWidget)
 
+from common.task import plural
+
 ID_ROLE = Qt.UserRole
 HIT_ROLE = Qt.UserRole + 1
 UNDO_VISIBLE_MS = 10000
@@ -33,6 +35,8 @@ class ConversationList(QWidget):
     """The search text changed (empty: show the list again)."""
     show_archived_changed = Signal(bool)
     """The user toggled whether archived chats are listed."""
+    trash_requested = Signal()
+    """The user wants to see the trash (to restore or delete for good)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -52,6 +56,9 @@ class ConversationList(QWidget):
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.list.setTextElideMode(Qt.ElideRight)
         self.show_archived = QCheckBox("Show archived")
+        self.trash_button = QPushButton("Trash")
+        self.trash_button.setToolTip("Deleted chats: restore them or delete them for good")
+        self.trash_button.setAccessibleName("Trash")
         self.undo_button = QPushButton("Undo delete")
         self.undo_button.setAccessibleName("Undo delete")
         self.undo_button.hide()
@@ -69,7 +76,11 @@ class ConversationList(QWidget):
         undo_row.addWidget(self.undo_label, 1)
         undo_row.addWidget(self.undo_button)
         layout.addLayout(undo_row)
-        layout.addWidget(self.show_archived)
+        bottom_row = QHBoxLayout()
+        bottom_row.addWidget(self.show_archived)
+        bottom_row.addStretch(1)
+        bottom_row.addWidget(self.trash_button)
+        layout.addLayout(bottom_row)
 
         self._undo_timer = QTimer(self, singleShot=True, interval=UNDO_VISIBLE_MS)
         self._undo_timer.timeout.connect(self._on_undo_timer_timeout)
@@ -81,6 +92,7 @@ class ConversationList(QWidget):
         self.list.customContextMenuRequested.connect(self._on_list_menu_requested)
         self.undo_button.clicked.connect(self._on_undo_clicked)
         self.show_archived.toggled.connect(self.show_archived_changed)
+        self.trash_button.clicked.connect(self.trash_requested)
 
     # filling ----------------------------------------------------------------
     def set_conversations(self, conversations, current_id=None) -> None:
@@ -123,6 +135,10 @@ class ConversationList(QWidget):
             if self.list.item(i).data(ID_ROLE) == conversation_id:
                 self.list.setCurrentRow(i)
         self._filling = False
+
+    def set_trash_count(self, count: int) -> None:
+        self.trash_button.setText(f"Trash ({count})" if count else "Trash")
+        self.trash_button.setAccessibleName(f"Trash, {plural(count, 'chat')}")
 
     def show_undo(self, title: str) -> None:
         self.undo_label.setText(f"Moved “{title}” to the trash.")
