@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             t_md, md = best_of(1, lambda: store.export_markdown(largest_id))
             rows.append((f"Markdown export of the largest ({len(md) / 1e6:.1f} MB)", t_md, None, None))
 
-    print(f"chat store benchmark: {len(ids)} conversations, {total} messages "
+    print(f"chat store benchmark: {len(result.imported)} conversations, {total} messages "
           f"(largest {args.largest}), best of {args.repeats}")
     print(f"built in {t_generate:.1f} s (generate) + {t_import:.1f} s (import, one transaction); "
           f"database {size / 1e6:.1f} MB")
