@@ -58,6 +58,8 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         self._downloads = None
         self._trash = None
         self._build()
+        if self.store.read_only:
+            self._show_read_only()
         self._connect_engine()
         self._bind_shortcuts()
         window_state.restore(self, self.splitter)
@@ -183,6 +185,15 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
                 seq = QKeySequence(keys)
                 QShortcut(seq, self, activated=getattr(self, action), context=Qt.WindowShortcut)
 
+    def _show_read_only(self) -> None:
+        self.composer.setReadOnly(True)
+        self.composer.setPlaceholderText("Your chats are open read-only here: new messages cannot be saved.")
+
+    def _refuse_if_read_only(self) -> bool:
+        if self.store.read_only:
+            self.statusBar().showMessage("Your chats are open read-only here: nothing can be changed.", 8000)
+        return self.store.read_only
+
     # conversations ----------------------------------------------------------
     @property
     def history(self) -> list[dict]:
@@ -197,7 +208,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         return self.session.generating
 
     def new_chat(self) -> None:
-        if self.generating:
+        if self.generating or self._refuse_if_read_only():
             return
         self.session.new_conversation()
         self.composer.setFocus()
@@ -266,7 +277,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
 
     # sending ------------------------------------------------------------------
     def send(self, text: str) -> None:
-        if self.generating or not self.model_ready or not text.strip():
+        if self.generating or not self.model_ready or not text.strip() or self._refuse_if_read_only():
             return
         editing, self._editing_id = self._editing_id, None
         self.edit_banner.hide()
