@@ -43,8 +43,9 @@ class DatabaseProblemDialog(QMessageBox):
         self.setText("Your chat database is damaged or is not a chat database.")
         read = (" SQLite can still read it, so you can also open it read-only to look at or "
                 "export your chats.") if can_read else ""
+        where = "" if str(path) in problem else f"{path}\n\n"
         self.setInformativeText(
-            f"{path}\n\n{problem[:300]}\n\nLlamaDesk can keep it aside (it is renamed, never "
+            f"{where}{problem[:300]}\n\nLlamaDesk can keep it aside (it is renamed, never "
             f"deleted) and start a new, empty one.{read}")
         self.keep_aside_button = self.addButton("Keep it aside and start anew", QMessageBox.AcceptRole)
         self.read_only_button = self.addButton("Open read-only", QMessageBox.ActionRole) if can_read else None

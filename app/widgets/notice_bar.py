@@ -6,8 +6,28 @@ bar stays until closed (a read-only notice cannot be closed: it stays true).
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolBar, QToolButton, QVBoxLayout, QWidget
+
+
+class _Body(QWidget):
+    """The bar's content: as tall as its wrapped lines need at the bar's width (a toolbar
+    does not ask its widgets for height-for-width, so a wrapped label would guess)."""
+
+    def __init__(self, bar: "NoticeBar"):
+        super().__init__()
+        self._bar = bar
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        width = max(self._bar.width(), 400)
+        margins = self.layout().contentsMargins()
+        text_width = width - margins.left() - margins.right() - 40
+        height = sum(label.heightForWidth(text_width) for label in self._bar.labels)
+        height += 2 * max(0, len(self._bar.labels) - 1) + margins.top() + margins.bottom()
+        return QSize(width, max(height, 24))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(200, self.sizeHint().height())
 
 
 class NoticeBar(QToolBar):
@@ -20,13 +40,14 @@ class NoticeBar(QToolBar):
         self.setMovable(False)
         self.setFloatable(False)
         self.toggleViewAction().setVisible(False)
-        body = QWidget()
+        self.labels: list[QLabel] = []
+        body = self._body = _Body(self)
         body.setObjectName("NoticeBody")
+        body.setAttribute(Qt.WA_StyledBackground, True)
         row = QHBoxLayout(body)
         row.setContentsMargins(12, 6, 8, 6)
         texts = QVBoxLayout()
         texts.setSpacing(2)
-        self.labels = []
         for text in notices:
             label = QLabel(text)
             label.setWordWrap(True)
@@ -45,6 +66,11 @@ class NoticeBar(QToolBar):
                            "#NoticeBody QLabel, #NoticeBody QToolButton { color: #78350f; "
                            "background: transparent; border: none; }")
         self.addWidget(body)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self._body.updateGeometry()
 
     def text(self) -> str:
         return "\n".join(label.text() for label in self.labels)
