@@ -11,14 +11,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paths", action="store_true", help="show full paths")
 
 
-def _params(n) -> str:
-    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
-
-
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from common.task import format_bytes
+    from common.task import format_bytes, format_parameters
     from models import library
     from models.gguf_validate import UnsafeGGUFError
 
@@ -56,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         origin = e.provenance.get("origin", "")
         repo = e.provenance.get("repo") or e.repo_id or ""
-        print(f"{name:<44} {'gguf':<10} {i.architecture or '?':<7} {_params(i.parameters):>7} "
+        print(f"{name:<44} {'gguf':<10} {i.architecture or '?':<7} {format_parameters(i.parameters):>7} "
               f"{i.quant or '?':<7} {format_bytes(e.size):>9} {i.context_length or '':>7}  "
               f"{e.source}{' ' + origin if origin else ''}{' ' + repo if repo else ''}")
         for w in e.warnings:

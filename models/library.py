@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from common.errors import UserError
 from common.paths import data_paths
 from common.safe_paths import UnsafePathError, check_name, ensure_inside
 from models import hub_env
+from models.bundled import NOT_REMOVABLE, is_bundled
 from models.gguf_info import GGUFInfo, read_gguf_info
 from models.gguf_names import quant_from_name, split_part
 from models.gguf_validate import UnsafeGGUFError, split_set_paths, validate_gguf, validate_gguf_set
@@ -337,8 +339,15 @@ def scan(problems: Optional[list] = None) -> list[LibraryEntry]:
 
 # --- changing the library ----------------------------------------------------------
 
+class NotRemovableError(UserError, ValueError):
+    """The model's files are not the library's to delete."""
+
+
 def remove(entry: LibraryEntry) -> None:
-    """Delete the model's files (for the HF cache: its snapshot and blobs no other snapshot uses)."""
+    """Delete the model's files (for the HF cache: its snapshot and blobs no other snapshot
+    uses). The bundled demo model belongs to the installed package: refused."""
+    if any(is_bundled(f) for f in [entry.path, *entry.files]):
+        raise NotRemovableError(NOT_REMOVABLE)
     if entry.source == "hf-cache":
         _remove_from_hf_cache(Path(entry.path) if entry.kind == "checkpoint" else Path(entry.path).parent,
                               entry.files if entry.kind == "gguf" else None)

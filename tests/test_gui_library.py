@@ -90,7 +90,7 @@ def test_remove_asks_first_and_deletes_the_files(qtbot, open_library, models_dir
     tab.list.setCurrentRow(_row_of(tab, path.name))
     qtbot.mouseClick(tab.delete_button, Qt.LeftButton)
     box = tab.confirm_box
-    assert box.isVisible() and path.name in box.text() and "deletes 1 file(s)" in box.informativeText()
+    assert box.isVisible() and path.name in box.text() and "deletes 1 file," in box.informativeText()
     qtbot.mouseClick(box.button(QMessageBox.Cancel), Qt.LeftButton)
     assert path.is_file() and tab.confirm_box is None
     qtbot.mouseClick(tab.delete_button, Qt.LeftButton)
@@ -118,3 +118,29 @@ def test_import_validates_and_a_refused_file_shows_why(qtbot, open_library, tmp_
     assert tab.current_entry().name == good.name and tab.current_entry().usable
     assert tab.status.text() == f"Imported {good.name}." and tab.status.objectName() == "MutedLabel"
     assert "Imported from" in tab.details.text() and (data_paths().models / "imported" / good.name).is_file()
+
+
+def test_the_demo_model_says_why_it_stays_and_its_line_is_never_cut_in_the_middle(qtbot, open_library):
+    from models.bundled import NOT_REMOVABLE
+
+    tab = open_library()
+    assert [e.source for e in tab.entries] == ["demo"]
+    assert tab.status.text() == "1 model · 98.4 MB"              # not "1 models"
+    tab.list.setCurrentRow(0)
+    button = tab.delete_button
+    assert not button.isEnabled() and button.toolTip() == NOT_REMOVABLE
+    assert escape(NOT_REMOVABLE) in tab.details.text()          # said where it can be read
+    # a disabled Remove looks disabled (a red one that ignores clicks reads as broken)
+    disabled = button.grab().toImage()
+    button.setEnabled(True)
+    enabled = button.grab().toImage()
+    button.setEnabled(False)
+    assert disabled != enabled
+    # a narrow list shortens a line at its end, never in its middle (where the size is:
+    # "135 M parameters · Q4_1 · …B · demo model")
+    metrics = tab.list.fontMetrics()
+    line = tab.list.item(0).text().split("\n")[1]
+    assert "98.4 MB" in line
+    for width in range(40, 700, 10):
+        shown = metrics.elidedText(line, tab.list.textElideMode(), width)
+        assert shown == line or shown.endswith("…"), shown

@@ -45,6 +45,32 @@ def test_converted_tiny_gguf_and_the_eos_warning(tiny_gguf_factory, tmp_path):
     assert bad.info.eos == "<|end_of_text|>" and bad.warnings == [EOS_WARNING]
 
 
+def test_the_checks_and_the_library_say_the_same_parameter_count(tiny_gguf_factory):
+    """llama.cpp's own size label ("llama ?B F16" for a size it has no name for) stays out
+    of the conversion checks; the count is said once, the way the library says it."""
+    from app.models_manager.library_details import list_text
+    from converters.verify import model_kind, verify_gguf
+
+    models = data_paths().models
+    models.mkdir(parents=True)
+    shutil.copy(tiny_gguf_factory("plain", "f16"), models / "tiny-f16.gguf")
+    (entry,) = library.scan()
+    loads = next(c for c in verify_gguf(entry.path).checks if c.name == "loads")
+    assert loads.detail.startswith("llama.cpp built llama F16: 1.71 M parameters, 2 layers")
+    assert "?B" not in loads.detail
+    assert "1.71 M parameters · F16" in list_text(entry)
+    assert model_kind("llama 8B Q4_K - Medium") == "llama Q4_K - Medium"
+    assert model_kind("llama 8x7B Q8_0") == "llama Q8_0" and model_kind("odd") == "odd"
+
+
+def test_the_demo_model_is_not_removed_even_when_found_in_a_folder(smollm2_path):
+    library.add_folder(smollm2_path.parent)
+    (entry,) = [e for e in library.scan() if e.kind == "gguf"]
+    with pytest.raises(library.NotRemovableError, match="part of LlamaDesk's installation"):
+        library.remove(entry)
+    assert smollm2_path.is_file()
+
+
 def test_a_malformed_gguf_is_listed_with_its_problem(tmp_path):
     models = data_paths().models
     models.mkdir(parents=True)

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.threads import run_in_background
-from common.task import format_bytes
+from common.task import format_bytes, format_parameters
 
 SUGGESTED_ID = "llama-3.1-8b-instruct"
 CONTEXT = 8192
@@ -164,7 +164,7 @@ class CatalogPanel(QWidget):
         for row, e in enumerate(self.entries):
             est = e.estimates[q]
             star = "★ Suggested · " if e.id == SUGGESTED_ID else ""
-            name = QTableWidgetItem(f"{e.name}\n{star}{e.parameters / 1e9:.1f} B parameters · "
+            name = QTableWidgetItem(f"{e.name}\n{star}{format_parameters(e.parameters)} parameters · "
                                     f"{_short_context(e.context)} context")
             name.setData(Qt.UserRole, e.id)
             self.table.setItem(row, 0, name)

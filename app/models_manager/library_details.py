@@ -3,19 +3,12 @@ from __future__ import annotations
 
 from html import escape
 
-from common.task import format_bytes
+from common.task import format_bytes, format_parameters
+from models.bundled import NOT_REMOVABLE
 
 ORIGINS = {"downloaded": "Downloaded from", "converted": "Converted from", "imported": "Imported from"}
 SOURCES = {"models": "models folder", "hf-cache": "Hugging Face cache", "folder": "your folder",
            "demo": "comes with LlamaDesk"}
-
-
-def format_parameters(n: int) -> str:
-    if not n:
-        return "?"
-    if n >= 1e9:
-        return f"{n / 1e9:.2f} B"
-    return f"{n / 1e6:.0f} M" if n >= 1e6 else f"{n:,}"
 
 
 def list_text(entry) -> str:
@@ -65,7 +58,8 @@ def details_html(entry) -> str:
         where = prov.get("repo") or prov.get("source_path") or "?"
         rev = f" @ {prov['revision'][:10]}" if prov.get("revision") else ""
         rows.append(_row("Origin", f"{origin} {escape(where)}{escape(rev)}"))
-    return f"<p><b>{escape(entry.name)}</b></p><table>{''.join(rows)}</table>"
+    note = f"<p>{escape(NOT_REMOVABLE)}</p>" if entry.source == "demo" else ""
+    return f"<p><b>{escape(entry.name)}</b></p><table>{''.join(rows)}</table>{note}"
 
 
 def warning_text(entry) -> str:

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QL
 from app.model_choices import models_folder
 from app.models_manager.library_details import details_html, list_text, warning_text
 from app.threads import run_in_background
-from common.task import format_bytes
+from common.task import format_bytes, plural
+from models.bundled import NOT_REMOVABLE
 
 _demo_info: dict = {}   # (path, size, mtime) -> GGUFInfo: the demo file never changes while we run
 
@@ -61,7 +62,9 @@ class LibraryTab(QWidget):
         self.list = QListWidget()
         self.list.setAccessibleName("Models on this computer")
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.list.setTextElideMode(Qt.ElideMiddle)
+        # Right, not middle: the middle of "135 M parameters · Q4_1 · 98.4 MB · demo model"
+        # is the size, which read as "…B"; the end of a line matters least.
+        self.list.setTextElideMode(Qt.ElideRight)
         self.list.setSpacing(2)
         self.folder = QLabel("")
         self.folder.setObjectName("MutedLabel")
@@ -146,7 +149,7 @@ class LibraryTab(QWidget):
         self.list.setCurrentRow(paths.index(keep) if keep in paths else (0 if entries else -1))
         self._show_entry(self.current_entry())
         total = sum(e.size for e in entries)
-        self.say(message or f"{len(entries)} models · {format_bytes(total)}")
+        self.say(message or f"{plural(len(entries), 'model')} · {format_bytes(total)}")
         self.scan_finished.emit()
 
     # the selected model ---------------------------------------------------------------
@@ -173,8 +176,7 @@ class LibraryTab(QWidget):
         self.use_button.setEnabled(usable_gguf or (e is not None and e.kind == "checkpoint" and e.usable))
         self.use_button.setText("Convert…" if e is not None and e.kind == "checkpoint" else "Chat with it")
         self.delete_button.setEnabled(e is not None and e.source != "demo")
-        self.delete_button.setToolTip("The demo model comes with LlamaDesk and stays."
-                                      if e is not None and e.source == "demo" else "")
+        self.delete_button.setToolTip(NOT_REMOVABLE if e is not None and e.source == "demo" else "")
 
     def _on_use_clicked(self) -> None:
         e = self.current_entry()
@@ -193,7 +195,7 @@ class LibraryTab(QWidget):
         where = "the Hugging Face cache" if e.source == "hf-cache" else str(Path(e.path).parent)
         box = QMessageBox(QMessageBox.Warning, "Remove model",
                           f"Remove {e.name}?", QMessageBox.Yes | QMessageBox.Cancel, self)
-        box.setInformativeText(f"This deletes {len(e.files)} file(s), {format_bytes(e.size)}, from {where}.")
+        box.setInformativeText(f"This deletes {plural(len(e.files), 'file')}, {format_bytes(e.size)}, from {where}.")
         box.button(QMessageBox.Yes).setText("Remove")
         box.setDefaultButton(QMessageBox.Cancel)
         box.finished.connect(lambda result, entry=e: self._on_confirm_finished(result, entry))
