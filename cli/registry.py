@@ -26,6 +26,7 @@ COMMANDS: list[Command] = [
     Command("download", "cli.download_cmd", "download a model from the Hub (resumable, verified)"),
     Command("models", "cli.models_cmd", "list the models on this computer"),
     Command("chat", "cli.chat_cmd", "chat with a model in the terminal (one-shot with --prompt)"),
+    Command("serve", "cli.serve_cmd", "serve a model to other programs (OpenAI- and Ollama-compatible API)"),
 ]
 
 

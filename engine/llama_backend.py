@@ -39,6 +39,11 @@ def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def default_n_ctx(n_ctx_train: Optional[int]) -> int:
+    """The context window when none is asked for: the trained length, at most 8192."""
+    return min(8192, n_ctx_train or 8192)
+
+
 class LlamaCppBackend:
     """A GGUF loaded into llama.cpp, streaming chat replies token by token.
 
@@ -51,8 +56,9 @@ class LlamaCppBackend:
     def __init__(self, model_path: str | os.PathLike, *, n_ctx: Optional[int] = None,
                  n_gpu_layers: GpuLayers = "auto", n_threads: Optional[int] = None,
                  n_batch: int = 512, flash_attn: Optional[bool] = None,
-                 f32_cache: bool = False):
+                 f32_cache: bool = False, n_seq_max: int = 2):
         self.model_path = Path(model_path)
+        self.n_seq_max = n_seq_max
         self.name = self.model_path.stem
         self.requested_n_ctx = n_ctx
         self.requested_gpu_layers = n_gpu_layers
@@ -108,7 +114,7 @@ class LlamaCppBackend:
         _validate(self.model_path)
         device = detect_device()
         sizes = model_sizes_from_gguf(self.model_path)
-        n_ctx = self.requested_n_ctx or min(8192, sizes.n_ctx_train or 8192)
+        n_ctx = self.requested_n_ctx or default_n_ctx(sizes.n_ctx_train)
         self.gpu_plan = plan_offload(sizes, device, n_ctx, manual=self.requested_gpu_layers)
         layers = self.gpu_plan.gpu_layers
         self.load_notes = []
@@ -117,7 +123,7 @@ class LlamaCppBackend:
                 self._rt = LlamaRuntime(self.model_path, n_ctx=n_ctx, n_gpu_layers=layers,
                                         n_threads=self.n_threads, n_batch=self.n_batch,
                                         flash_attn=self.flash_attn, handle=handle,
-                                        f32_cache=self.f32_cache)
+                                        f32_cache=self.f32_cache, n_seq_max=self.n_seq_max)
                 break
             except LoadFailed as exc:
                 handle.check()
@@ -168,6 +174,11 @@ class LlamaCppBackend:
             raise EngineError("no model is loaded")
         return self._rt
 
+    @property
+    def runtime(self):
+        """The loaded ``LlamaRuntime`` (for batched decoding of several sequences)."""
+        return self._require()
+
     # --- tokens -------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
         return self._require().tokenize(text, add_special=False, parse_special=True)
@@ -175,11 +186,18 @@ class LlamaCppBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
-    def prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
-        """The rendered conversation as tokens, with exactly one BOS when the model wants one."""
+    def prompt_tokens(self, messages: Sequence[ChatMessage], **template_vars) -> list[int]:
+        """The rendered conversation as tokens, with exactly one BOS when the model wants one.
+
+        ``template_vars`` go to the chat template too (e.g. ``tools``).
+        """
         rt = self._require()
-        text = self.template.render(messages, add_generation_prompt=True)
-        tokens = rt.tokenize(text, add_special=False, parse_special=True)
+        text = self.template.render(messages, add_generation_prompt=True, **template_vars)
+        return self.with_bos(rt.tokenize(text, add_special=False, parse_special=True))
+
+    def with_bos(self, tokens: list[int]) -> list[int]:
+        """``tokens`` starting with exactly one BOS when the model wants one."""
+        rt = self._require()
         if rt.adds_bos and rt.bos >= 0:
             while len(tokens) > 1 and tokens[0] == rt.bos and tokens[1] == rt.bos:
                 tokens.pop(0)

@@ -50,7 +50,8 @@ class LlamaRuntime:
 
     def __init__(self, path: Path, *, n_ctx: Optional[int], n_gpu_layers: int, n_threads: int,
                  n_batch: int = 512, flash_attn: Optional[bool] = None,
-                 handle: Optional[TaskHandle] = None, f32_cache: bool = False):
+                 handle: Optional[TaskHandle] = None, f32_cache: bool = False,
+                 n_seq_max: int = 2):
         _init_backend()
         self.path = Path(path)
         handle = handle or TaskHandle()
@@ -80,8 +81,9 @@ class LlamaRuntime:
         cparams.n_ubatch = n_batch
         cparams.n_threads = n_threads
         # Sequence 1 is scratch space for rebuilding part of the cache exactly while
-        # sequence 0 stays usable; one unified cache, so n_ctx cells in all.
-        cparams.n_seq_max = 2
+        # sequence 0 stays usable; one unified cache, so n_ctx cells in all. The local
+        # server asks for more sequences: one per request generating at once.
+        cparams.n_seq_max = max(2, n_seq_max)
         cparams.kv_unified = True
         cparams.n_threads_batch = n_threads
         if flash_attn is None:

@@ -1,12 +1,15 @@
 """The C sampler chain for a reply: top-k, penalties, top-p, min-p, temperature, seed."""
 from __future__ import annotations
 
+from typing import Optional
+
 import llama_cpp as C
 
 from engine.types import GenerationParams
 
 
-def build_sampler(params: GenerationParams, n_vocab: int):
+def build_sampler(params: GenerationParams, n_vocab: int, *, grammar: Optional[str] = None,
+                  vocab=None):
     """A llama.cpp sampler chain; free it with ``llama_sampler_free``.
 
     Top-k runs first, so the repeat penalty and everything after it see 40
@@ -16,9 +19,19 @@ def build_sampler(params: GenerationParams, n_vocab: int):
     it can reorder the top k but never bring in a token from outside them
     (for a penalty above 1, the only kind worth setting).
     Temperature 0 means greedy decoding (penalties still apply).
+
+    ``grammar`` (GBNF text, rule ``root``; needs the model's ``vocab``) constrains
+    the reply: it runs first, over the whole vocabulary, so every later step only
+    sees tokens the grammar allows. A grammar llama.cpp refuses raises ValueError.
     """
     chain = C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
     add = lambda s: C.llama_sampler_chain_add(chain, s)  # noqa: E731
+    if grammar:
+        g = C.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+        if not g:
+            C.llama_sampler_free(chain)
+            raise ValueError("the grammar could not be parsed")
+        add(g)
     penalize = bool(params.repeat_penalty and params.repeat_penalty != 1.0 and params.repeat_last_n)
     if params.top_k and params.top_k > 0 and (penalize or params.temperature > 0):
         add(C.llama_sampler_init_top_k(params.top_k))
