@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE_PACKAGES = ("models", "converters", "engine", "chat", "common", "cli")
+CORE_PACKAGES = ("models", "converters", "engine", "chat", "common", "cli", "server")
 QT_MODULES = ("PySide6", "PySide2", "PyQt5", "PyQt6", "shiboken6", "shiboken2", "qtpy")
 
 
