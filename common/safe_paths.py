@@ -27,6 +27,15 @@ MAX_PART_BYTES = 255
 MAX_NAME_BYTES = 4096
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_LINE_BREAKING_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(text: str, limit: int = 600) -> str:
+    """Text from outside made safe to show in a one-sentence message: control and
+    line-breaking characters escaped, and at most ``limit`` characters."""
+    text = _LINE_BREAKING_RE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                                 else f"\\u{ord(m.group()):04x}", text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class UnsafePathError(UserError, ValueError):

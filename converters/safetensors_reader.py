@@ -19,6 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
+from common.safe_paths import one_line
 from converters.errors import ConversionError
 
 # safetensors dtype -> (numpy dtype used to hold the raw bits, bytes per element)
@@ -56,7 +57,13 @@ class TensorRef:
 
 def read_header(path: Path) -> dict[str, TensorRef]:
     """Parse and validate one safetensors header; raise ConversionError if it is damaged."""
-    path = Path(path)
+    try:
+        return _read_header(Path(path))
+    except ConversionError as exc:  # tensor names come from the file: one line, bounded
+        raise ConversionError(one_line(str(exc))) from None
+
+
+def _read_header(path: Path) -> dict[str, TensorRef]:
     size = path.stat().st_size
     name = path.name
     if size < 8:
@@ -93,15 +100,15 @@ def read_header(path: Path) -> dict[str, TensorRef]:
                                   f"offset that is not a whole number; download it again.")
         if not isinstance(dtype, str) or dtype not in KNOWN_DTYPES or len(shape) > MAX_DIMS \
                 or any(d < 0 for d in shape):
-            raise ConversionError(f"{name} is damaged: tensor {tname} has an invalid dtype or shape; "
+            raise ConversionError(f"{name} is damaged: tensor {tname[:80]} has an invalid dtype or shape; "
                                   f"download it again.")
         if not 0 <= start <= end:
-            raise ConversionError(f"{name} is damaged: tensor {tname} has invalid data offsets "
+            raise ConversionError(f"{name} is damaged: tensor {tname[:80]} has invalid data offsets "
                                   f"[{start}, {end}]; download it again.")
         expected = prod(shape) * KNOWN_DTYPES[dtype]
         if end - start != expected:
             raise ConversionError(
-                f"{name} is damaged: tensor {tname} is declared as {dtype} {list(shape)} "
+                f"{name} is damaged: tensor {tname[:80]} is declared as {dtype} {list(shape)} "
                 f"({expected} bytes) but its offsets span {end - start} bytes; download it again.")
         refs[tname] = TensorRef(tname, dtype, shape, path, base + start, end - start)
     _check_layout(name, refs, base, data_size)
@@ -114,7 +121,7 @@ def _check_layout(name: str, refs: dict[str, TensorRef], base: int, data_size: i
     contiguous = True
     for start, end, tname in spans:
         if start < prev_end and end > start:
-            raise ConversionError(f"{name} is damaged: tensors {prev_name} and {tname} overlap; "
+            raise ConversionError(f"{name} is damaged: tensors {prev_name[:80]} and {tname[:80]} overlap; "
                                   f"download it again.")
         contiguous &= start == prev_end
         prev_end, prev_name = max(prev_end, end), tname
@@ -125,7 +132,7 @@ def _check_layout(name: str, refs: dict[str, TensorRef], base: int, data_size: i
                 f"needs {prev_end}; download it again.")
         outside = next(t for s, e, t in spans if e > data_size)
         raise ConversionError(
-            f"{name} is damaged: tensor {outside} points outside the file's data "
+            f"{name} is damaged: tensor {outside[:80]} points outside the file's data "
             f"(the header's offsets are out of range); download it again.")
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
+from common.safe_paths import one_line
+
 from common.errors import UserError
 
 MAGIC = b"GGUF"
@@ -148,6 +150,13 @@ def _read_value(cur: _Cursor, vtype: int, key: str):
 
 
 def validate_gguf_bytes(buf: Union[bytes, bytearray, memoryview, mmap.mmap]) -> GGUFSummary:
+    try:
+        return _validate(buf)
+    except UnsafeGGUFError as exc:  # names in the message come from the file: one line, bounded
+        raise UnsafeGGUFError(one_line(str(exc))) from None
+
+
+def _validate(buf) -> GGUFSummary:
     size = len(buf)
     cur = _Cursor(buf, size)
     cur.need(4, "magic")
@@ -247,7 +256,7 @@ def validate_gguf(path: Union[str, Path]) -> GGUFSummary:
                 try:
                     return validate_gguf_bytes(m)
                 except UnsafeGGUFError as exc:
-                    raise UnsafeGGUFError(f"{path.name}: {exc}") from None
+                    raise UnsafeGGUFError(f"{one_line(path.name, 200)}: {exc}") from None
     except OSError as exc:
         raise UnsafeGGUFError(f"{path.name}: cannot read ({exc.strerror or exc})") from None
 
