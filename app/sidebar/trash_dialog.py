@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHBoxLayout, QLabel,
                                QListWidget, QListWidgetItem, QMessageBox, QPushButton, QVBoxLayout)
 
@@ -44,6 +45,7 @@ class TrashDialog(QDialog):
         self.empty_button.setObjectName("DangerButton")
         self.empty_button.setAccessibleName("Empty the trash")
         closing = QDialogButtonBox(QDialogButtonBox.Close)
+        closing.button(QDialogButtonBox.Close).setIcon(QIcon())   # the style's black icon is lost on dark
         self.confirm_box = None
 
         actions = QHBoxLayout()
