@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +78,99 @@ def print_stats(stats, mode: str) -> None:
               f"context {stats.ctx_used}/{stats.n_ctx}]", file=sys.stderr)
 
 
+class _CtrlCStopsTheReply:
+    """While a reply streams, Ctrl+C cancels it (the engine stops within a token) instead of
+    ending the program; a second Ctrl+C before it has stopped ends the program as usual."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.handle.cancelled:
+            raise KeyboardInterrupt
+        self.handle.cancel()
+
+    def __enter__(self):
+        import signal
+
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        signal.signal(signal.SIGINT, self._previous)
+
+
+class _Prompt:
+    """Reads the user's lines from standard input; a Ctrl+C while waiting ends the session.
+
+    Waiting is a ``select`` on standard input and on a signal wake-up pipe, so a Ctrl+C is
+    seen even when it lands just before the read starts, or on another thread (llama.cpp's
+    or BLAS's), where it would not interrupt a blocking ``input()``. Lines are read from the
+    file descriptor directly, so no line sits unseen in Python's buffer. Elsewhere than
+    POSIX, ``input()``.
+    """
+
+    def __init__(self):
+        import os
+
+        self._posix = os.name == "posix"
+        self._buf = b""
+        self._eof = False
+        if self._posix:
+            import signal
+
+            self._fd = sys.stdin.fileno()
+            self._wake_r, self._wake_w = os.pipe()
+            os.set_blocking(self._wake_r, False)
+            os.set_blocking(self._wake_w, False)
+            self._previous_wakeup = signal.set_wakeup_fd(self._wake_w)
+
+    def close(self) -> None:
+        if self._posix:
+            import os
+            import signal
+
+            signal.set_wakeup_fd(self._previous_wakeup)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def read(self) -> Optional[str]:
+        """The next line, or None to end the session (Ctrl+D, or Ctrl+C at the prompt)."""
+        try:
+            sys.stdout.write("> ")
+            sys.stdout.flush()
+            line = self._readline() if self._posix else input()
+        except (EOFError, KeyboardInterrupt):
+            line = None
+        if line is None:
+            print()
+        return line
+
+    def _readline(self) -> Optional[str]:
+        import os
+        import select
+
+        while b"\n" not in self._buf and not self._eof:
+            readable, _, _ = select.select([self._fd, self._wake_r], [], [])
+            if self._wake_r in readable:
+                # A signal came: Python runs its handler (KeyboardInterrupt for Ctrl+C)
+                # before the loop waits again.
+                try:
+                    os.read(self._wake_r, 512)
+                except BlockingIOError:
+                    pass
+                continue
+            chunk = os.read(self._fd, 65536)
+            self._eof = not chunk
+            self._buf += chunk
+        if not self._buf:
+            return None
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line.decode(sys.stdin.encoding or "utf-8", "replace").rstrip("\r")
+
+
 def run(args: argparse.Namespace) -> int:
     from common.task import TaskHandle
     from engine.backend import EngineError
@@ -93,13 +187,14 @@ def run(args: argparse.Namespace) -> int:
     params = GenerationParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
     history = [ChatMessage("system", args.system)] if args.system else []
     interactive = args.prompt is None
+    if interactive and sys.stdin.isatty():
+        print("(Ctrl+C stops a reply; Ctrl+D or Ctrl+C at the prompt ends the chat)", file=sys.stderr)
+    prompt = _Prompt() if interactive else None
     try:
         while True:
             if interactive:
-                try:
-                    text = input("> ")
-                except EOFError:
-                    print()
+                text = prompt.read()
+                if text is None:
                     return 0
                 if not text.strip():
                     continue
@@ -107,11 +202,13 @@ def run(args: argparse.Namespace) -> int:
                 text = args.prompt
             history.append(ChatMessage("user", text))
             reply = []
+            handle = TaskHandle()
             try:
-                for piece in backend.stream_chat(history, params):
-                    reply.append(piece)
-                    sys.stdout.write(piece)
-                    sys.stdout.flush()
+                with _CtrlCStopsTheReply(handle):
+                    for piece in backend.stream_chat(history, params, handle):
+                        reply.append(piece)
+                        sys.stdout.write(piece)
+                        sys.stdout.flush()
             except EngineError as exc:
                 history.pop()
                 print(f"\nerror: {exc}", file=sys.stderr)
@@ -120,13 +217,22 @@ def run(args: argparse.Namespace) -> int:
                 continue
             sys.stdout.write("\n")
             sys.stdout.flush()
-            history.append(ChatMessage("assistant", "".join(reply)))
+            if handle.cancelled and not reply:
+                history.pop()   # stopped before a word: as if it was never asked
+            else:
+                history.append(ChatMessage("assistant", "".join(reply)))
+            if handle.cancelled:
+                note = ("[reply stopped; what was written is kept]" if reply
+                        else "[reply stopped before it began]")
+                print(note if interactive else "interrupted", file=sys.stderr)
             if backend.last_stats is not None and backend.last_stats.dropped:
                 print(f"[{len(backend.last_stats.dropped)} older messages no longer fit the context "
                       "window and were left out]", file=sys.stderr)
             if args.stats and backend.last_stats is not None:
                 print_stats(backend.last_stats, args.stats)
             if not interactive:
-                return 0
+                return 130 if handle.cancelled else 0
     finally:
+        if prompt is not None:
+            prompt.close()
         backend.unload()
