@@ -9,8 +9,11 @@ from typing import Optional
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from models.bundled import DEMO_ALIASES
+
     parser.add_argument("--model", required=True,
-                        help="a GGUF path, a file name in the models folder, or with --remote the model id")
+                        help=f"a GGUF path, a file name in the models folder, {DEMO_ALIASES[0]} for the "
+                             "demo model that comes with LlamaDesk, or with --remote the model id")
     parser.add_argument("--system", default=None, help="system prompt")
     parser.add_argument("--prompt", default=None, help="ask once and exit (otherwise interactive)")
     parser.add_argument("--remote", default=None, metavar="URL",
@@ -38,12 +41,11 @@ def resolve_model(name: str) -> Path:
     matches = sorted(models.rglob(f"*{name}*.gguf")) if models.is_dir() else []
     if len(matches) == 1:
         return matches[0]
-    if name in ("smollm2", "demo"):
-        from models.bundled import bundled_model_path
+    from models.bundled import DEMO_ALIASES, bundled_model_path
 
-        bundled = bundled_model_path()
-        if bundled:
-            return bundled
+    bundled = bundled_model_path()
+    if bundled and name in (*DEMO_ALIASES, bundled.name, bundled.stem):   # as `models` lists it
+        return bundled
     raise FileNotFoundError(f"No model file {name!r} (looked for a path, then in {models}).")
 
 

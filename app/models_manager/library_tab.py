@@ -17,33 +17,15 @@ from app.threads import run_in_background
 from common.task import format_bytes, plural
 from models.bundled import NOT_REMOVABLE
 
-_demo_info: dict = {}   # (path, size, mtime) -> GGUFInfo: the demo file never changes while we run
-
 
 def scan_library(models_dir: Path):
     """Every library entry, the demo model last (runs on a worker thread)."""
     from common.paths import data_paths
     from models import library
-    from models.bundled import bundled_model_path
 
     if models_dir.resolve() != data_paths().models.resolve() and models_dir.is_dir():
         library.add_folder(models_dir)   # the folder chosen in Settings is part of the library
-    entries = library.scan()
-    demo = bundled_model_path()
-    if demo is not None and all(Path(e.path).resolve() != demo.resolve() for e in entries):
-        entries.append(_demo_entry(demo))
-    return entries
-
-
-def _demo_entry(path: Path):
-    from models.gguf_info import read_gguf_info
-    from models.library import LibraryEntry
-
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _demo_info:
-        _demo_info[key] = read_gguf_info(path)
-    return LibraryEntry(path, "gguf", "demo", path.name, stat.st_size, [path], info=_demo_info[key])
+    return library.scan(include_demo=True)
 
 
 class LibraryTab(QWidget):
