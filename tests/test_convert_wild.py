@@ -48,6 +48,44 @@ def _tokenizer_json(ckpt) -> dict:
     return json.loads((ckpt.path / "tokenizer.json").read_text(encoding="utf-8"))
 
 
+# --- the fixture variants ---------------------------------------------------------
+
+def test_each_wild_variant_has_the_files_it_names(wild_llama_factory):
+    def files(name):
+        ckpt = wild_llama_factory(name)
+        read = lambda f: json.loads((ckpt.path / f).read_text(encoding="utf-8"))  # noqa: E731
+        return ckpt, read("tokenizer.json"), read("tokenizer_config.json"), read("config.json")
+
+    for name, flag in (("flag_on", True), ("flag_off", False)):
+        assert files(name)[1]["model"]["ignore_merges"] is flag
+    assert "ignore_merges" not in files("flag_absent")[1]["model"]
+    ckpt, _, tok_cfg, cfg = files("eos_int")
+    assert "eos_token" not in tok_cfg and cfg["eos_token_id"] == ckpt.eot_id
+    assert json.loads((ckpt.path / "generation_config.json").read_text())["eos_token_id"] == ckpt.eot_id
+    ckpt, _, tok_cfg, cfg = files("eos_list")
+    assert cfg["eos_token_id"] == [ckpt.special_ids[t] for t in ("<|end_of_text|>", "<|eom_id|>", "<|eot_id|>")]
+    assert not (wild_llama_factory("no_generation_config").path / "generation_config.json").exists()
+    ckpt, _, tok_cfg, _ = files("base_no_template")
+    assert "chat_template" not in tok_cfg and not (ckpt.path / "chat_template.jinja").exists()
+    assert tok_cfg["eos_token"] == "<|end_of_text|>"
+    ckpt, _, tok_cfg, _ = files("template_jinja")
+    assert "chat_template" not in tok_cfg and (ckpt.path / "chat_template.jinja").read_text() == LLAMA3_CHAT_TEMPLATE
+    ckpt, tok, _, cfg = files("image_token")
+    assert tok["added_tokens"][-1] == dict(tok["added_tokens"][-1], id=cfg["vocab_size"], content="<|image|>")
+
+
+def test_wild_variants_are_deterministic(tmp_path, tiny_tokenizer):
+    from tests.fixtures.tiny_llama import make_wild_llama, make_tokenizer
+
+    def digest(folder):
+        return [(f.name, f.read_bytes()) for f in sorted(folder.iterdir())]
+
+    for name in ("flag_off", "image_token"):
+        a = make_wild_llama(tmp_path / f"a-{name}", name, tiny_tokenizer)
+        b = make_wild_llama(tmp_path / f"b-{name}", name, make_tokenizer(768)[0])
+        assert digest(a.path) == digest(b.path), name
+
+
 # --- recognition by content ------------------------------------------------------
 
 def test_fingerprint_pieces_are_llama3s_split_of_the_text():
@@ -193,8 +231,14 @@ def test_added_token_beyond_vocab_size_is_refused_naming_it(wild_llama_factory, 
 @pytest.mark.slow
 def test_full_128256_vocabulary_converts_and_verifies(wild_llama_factory, tmp_path):
     """A tokenizer padded to Meta's 128,000 BPE entries + 256 specials, flag off, 3.2-style tied."""
+    from tests.fixtures.tiny_llama import llama3_tokenizer_variant, make_tokenizer
+
     ckpt = wild_llama_factory("full_vocab")
     assert ckpt.vocab_size == 128_256 and ckpt.special_ids["<|begin_of_text|>"] == 128_000
+    again = json.loads(llama3_tokenizer_variant(make_tokenizer(768)[0], whole_words=FLAG_SENSITIVE_WORDS,
+                                                bpe_size=128_000).to_str())["model"]
+    saved = _tokenizer_json(ckpt)["model"]
+    assert (again["vocab"], again["merges"]) == (saved["vocab"], saved["merges"])  # deterministic
     res = convert_checkpoint(ckpt.path, tmp_path / "full.gguf", "q4_k_m", threads=2)
     f = _fields(res.path)
     assert len(f["tokenizer.ggml.tokens"]) == 128_256 and f["tokenizer.ggml.pre"] == "llama-bpe"
