@@ -63,7 +63,10 @@ FINGERPRINT_PIECES = (
 )
 FINGERPRINT_TEXT = "".join(FINGERPRINT_PIECES)
 # sha256 of str(ids) for FINGERPRINT_TEXT with Meta's vocabulary (the same for Llama 3, 3.1, 3.2
-# and 3.3: they share the 128,000 BPE entries and differ only in special-token names).
+# and 3.3: they share the 128,000 BPE entries and differ only in special-token names). Computed
+# from Llama 3's vocabulary as llama.cpp ships it for its tokenizer tests (its tokenization of the
+# check text hashes to llama.cpp's own llama-bpe value, 0ef9807a...) and from Llama 3.2's
+# tokenizer.json as published; tests/test_convert_wild.py checks the latter.
 META_FINGERPRINT = "0385bf5d44d735d083b4af7668279b87664258d44f6eb4a6a594af5a4cd151a4"
 
 

@@ -6,6 +6,7 @@ with ``tokenizers`` tokenizing as Meta's tokenizer does (whole pieces first).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -276,6 +277,12 @@ def test_genuine_llama32_tokenizer_with_the_flag_off_converts_as_meta_trained_it
     assert data["model"]["ignore_merges"] is False and len(data["model"]["vocab"]) == 128_000
     found = recognize_llama3(data)
     assert found.meta_vocabulary and found.fingerprint == META_FINGERPRINT
+    # The fingerprint text starts with llama.cpp's check text; with BOS first, its ids hash to the
+    # value llama.cpp's converter knows as llama-bpe (Meta-Llama-3-8B).
+    check_pieces = FINGERPRINT_PIECES[:FINGERPRINT_PIECES.index("'lL") + 1]
+    ids = [128_000] + llama3_ids(check_pieces, data["model"]["vocab"], data["model"]["merges"])
+    assert hashlib.sha256(str(ids).encode()).hexdigest() == \
+        "0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5"
     src = tmp_path / "ckpt"
     shutil.copytree(wild_llama_factory("full_vocab").path, src)
     out = tmp_path / "out"
