@@ -62,7 +62,7 @@ class Conversation:
     archived: bool
     created: Optional[float]    # Unix time, seconds (None: the stored value is unusable)
     updated: Optional[float]
-    deleted: Optional[float]    # when it was moved to the trash
+    deleted: Optional[float]    # when it was moved to the trash (NaN: in it, time unknown)
     active_leaf_id: Optional[int]
     message_count: int = 0      # messages on the active path (alternatives not counted)
     uuid: Optional[str] = None  # stable across export and import; ids are not

@@ -209,8 +209,8 @@ class ChatStore(MessageOps):
             system_prompt=clean_text(row["system_prompt"]), model=clean_text(row["model"]),
             pinned=bool(row["pinned"]), archived=bool(row["archived"]),
             created=clean_time(row["created"]), updated=clean_time(row["updated"]),
-            # in the trash whatever the stored time; None only when it is not there
-            deleted=None if deleted is None else (clean_time(deleted) or 0.0),
+            # in the trash whatever the stored time (NaN: unknown); None only when not there
+            deleted=None if deleted is None else _or_nan(clean_time(deleted)),
             active_leaf_id=row["active_leaf"], message_count=row["message_count"],
             uuid=clean_text(row["uuid"]))
 
@@ -325,9 +325,10 @@ class ChatStore(MessageOps):
             if conv_id not in paths:
                 paths[conv_id] = [m.id for m in self.active_path(conv_id)]
             path = paths[conv_id]
-            hits.append(SearchHit(conversation_id=conv_id, conversation_title=r["title"] or UNTITLED,
-                                  message_id=r["id"], role=r["role"], snippet=r["snippet"],
-                                  created=r["created"],
+            hits.append(SearchHit(conversation_id=conv_id,
+                                  conversation_title=clean_text(r["title"]) or UNTITLED,
+                                  message_id=r["id"], role=clean_text(r["role"], ""),
+                                  snippet=clean_text(r["snippet"], ""), created=clean_time(r["created"]),
                                   position=path.index(r["id"]) + 1 if r["id"] in path else None,
                                   path_length=len(path)))
         return hits
@@ -363,6 +364,10 @@ def new_uuid() -> str:
     """A conversation's stable identity: it travels with exports, so an import can tell
     a conversation that is already here from a new one."""
     return str(uuid.uuid4())
+
+
+def _or_nan(seconds: Optional[float]) -> float:
+    return float("nan") if seconds is None else seconds
 
 
 def _decode_text(data: bytes) -> str:

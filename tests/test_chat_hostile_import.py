@@ -176,6 +176,8 @@ def test_list_show_and_export_never_crash_on_what_another_tool_wrote(llamadesk_h
     assert listing.count("unknown time") == 3 and "\ufffdA\ufffd" in listing
     assert main.main(["chats", "list", "--trash"]) == 0
     assert "Chat d" in capsys.readouterr().out
+    assert main.main(["chats", "search", "answer"]) == 0
+    assert "[Answer] c" in capsys.readouterr().out
     for conv in ids.values():
         assert main.main(["chats", "show", str(conv)]) == 0
     shown = capsys.readouterr().out

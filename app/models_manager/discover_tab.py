@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QLineEdit, QLi
 
 from app.models_manager.catalog_panel import CatalogPanel
 from app.threads import run_in_background
-from common.task import format_bytes
+from common.task import format_bytes, plural
 
 
 class DiscoverTab(QWidget):
@@ -185,7 +185,7 @@ class DiscoverTab(QWidget):
             self.status.setText("Tick the files to download first.")
             return
         self.download_requested.emit(self.listing.repo_id, names, self.listing.revision)
-        self.status.setText(f"Queued {len(names)} file(s); see Downloads.")
+        self.status.setText(f"Queued {plural(len(names), 'file')}; see Downloads.")
 
     def _on_sign_in_clicked(self) -> None:
         if self.token.text().strip():
