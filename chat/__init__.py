@@ -22,7 +22,8 @@ Messages (``chat.model.Message``; a tree, the conversation stores its active lea
     start_reply(...) = begin_reply + reply_writer
     edit_user_message(id, text) -> sibling id       (a branch)
     regenerate(reply_id) -> sibling reply id         (streaming; fill via reply_writer)
-    continue_reply(id) -> ReplyWriter                (interrupted/cancelled/error reply)
+    continue_reply(id) -> ReplyWriter                (interrupted/cancelled/error reply, or one
+                                                      that ended with stop_reason "length")
     active_path(conv) -> [root .. leaf]; siblings(id) -> (list, index)
     switch_to(id) -> new active path (through id, down to its newest leaf)
     get_message(id), messages(conv), children(id)

@@ -153,10 +153,12 @@ class MessageOps:
                                  **writer_options)
 
     def continue_reply(self, message_id: int, **writer_options):
-        """Resume an interrupted (or cancelled, or failed) reply: it becomes streaming
-        again, the active leaf, and the writer starts from its saved text."""
+        """Resume an interrupted (or cancelled, or failed, or cut by a length limit) reply:
+        it becomes streaming again, the active leaf, and the writer starts from its saved
+        text."""
         msg = self.get_message(message_id)
-        if msg.role != ASSISTANT or msg.state not in (INTERRUPTED, CANCELLED, ERROR):
+        cut_short = msg.state == COMPLETE and msg.stats.get("stop_reason") == "length"
+        if msg.role != ASSISTANT or not (cut_short or msg.state in (INTERRUPTED, CANCELLED, ERROR)):
             raise ChatStoreError(f"message {message_id} is not an unfinished reply")
         with self._writing() as db:
             if db.execute("SELECT 1 FROM messages WHERE parent_id = ?", (message_id,)).fetchone():

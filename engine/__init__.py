@@ -12,9 +12,11 @@ API in brief (every call from one owner thread; only ``TaskHandle.cancel`` from 
     b.gpu_plan                      # engine.gpu_plan.OffloadPlan (numbers behind the text)
     for piece in b.stream_chat(messages, GenerationParams(...), handle):
         ...                         # whole UTF-8 characters; ends on EOG, stop string, length, cancel
+                                    # messages ending with an assistant message continue that
+                                    # reply from its last character (what "Continue" sends)
     b.last_stats                    # ReplyStats: ttft_s, prompt_tokens, prompt_evaluated, prompt_tps,
                                     # gen_tokens, gen_tps, ctx_used, n_ctx, gpu_layers, stop_reason,
-                                    # dropped
+                                    # dropped; limited_by/length_limit when it hit a length limit
     b.last_fit                      # FitResult of that reply
     b.count_tokens(text), b.tokenize(text), b.fit_history(messages, params)
     b.evaluated_tokens              # every token llama.cpp evaluated since load

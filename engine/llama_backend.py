@@ -189,11 +189,24 @@ class LlamaCppBackend:
     def prompt_tokens(self, messages: Sequence[ChatMessage], **template_vars) -> list[int]:
         """The rendered conversation as tokens, with exactly one BOS when the model wants one.
 
-        ``template_vars`` go to the chat template too (e.g. ``tools``).
+        ``template_vars`` go to the chat template too (e.g. ``tools``). When the last
+        message is the assistant's, that reply is continued: the prompt is the
+        conversation before it with the assistant's turn opened, followed by the reply's
+        text exactly as it stands (not closed, not trimmed by the template), so the next
+        token follows its last character.
         """
+        return self._prompt_parts(messages, **template_vars)[0]
+
+    def _prompt_parts(self, messages: Sequence[ChatMessage], **template_vars) -> tuple[list[int], int]:
+        """``prompt_tokens`` and how many of them, at the end, are the reply being continued."""
         rt = self._require()
+        partial = None
+        if messages and messages[-1].role == "assistant":
+            partial, messages = messages[-1].content, messages[:-1]
         text = self.template.render(messages, add_generation_prompt=True, **template_vars)
-        return self.with_bos(rt.tokenize(text, add_special=False, parse_special=True))
+        tokens = self.with_bos(rt.tokenize(text, add_special=False, parse_special=True))
+        reply = self._continuation_tokens(tokens, partial) if partial else []
+        return tokens + reply, len(reply)
 
     def with_bos(self, tokens: list[int]) -> list[int]:
         """``tokens`` starting with exactly one BOS when the model wants one."""
@@ -204,6 +217,27 @@ class LlamaCppBackend:
             if not tokens or tokens[0] != rt.bos:
                 tokens.insert(0, rt.bos)
         return tokens
+
+    def _continuation_tokens(self, prefix: list[int], text: str) -> list[int]:
+        """Tokens of a reply being continued: the ones the model generated, where the
+        cache still holds them after ``prefix`` and they spell the start of ``text``,
+        then the rest of ``text`` tokenized as plain text (no special tokens)."""
+        rt = self._rt
+        data = text.encode("utf-8")
+        kept: list[int] = []
+        if self._cache[:len(prefix)] == prefix:
+            spelled = used = used_bytes = 0
+            for tok in self._cache[len(prefix):]:
+                piece = rt.piece(tok)
+                if not data.startswith(piece, spelled):
+                    break
+                spelled += len(piece)
+                kept.append(tok)
+                if _char_boundary(data, spelled):
+                    used, used_bytes = len(kept), spelled
+            kept, data = kept[:used], data[used_bytes:]
+        rest = data.decode("utf-8")
+        return kept + (rt.tokenize(rest, add_special=False, parse_special=False) if rest else [])
 
     def reset_cache(self) -> None:
         """Forget the cached conversation; the next reply evaluates its prompt in full."""
@@ -316,7 +350,7 @@ class LlamaCppBackend:
         handle = handle or TaskHandle()
         start = time.perf_counter()
         fit = self.fit_history(messages, params)
-        prompt = self.prompt_tokens(fit.messages)
+        prompt, n_continued = self._prompt_parts(fit.messages)
         stats = ReplyStats(n_ctx=self.n_ctx, gpu_layers=self.gpu_layers,
                            prompt_tokens=len(prompt), dropped=fit.dropped)
         self.last_stats = stats
@@ -331,6 +365,10 @@ class LlamaCppBackend:
         stats.prompt_evaluated = evaluated
         stats.prompt_tps = evaluated / (t1 - t0) if evaluated and t1 > t0 else None
         sampler = build_sampler(params, rt.n_vocab)
+        # A continued reply's own tokens count as already generated (the repeat penalty
+        # sees them), so greedy decoding goes on exactly as one uninterrupted reply would.
+        for tok in prompt[len(prompt) - n_continued:]:
+            C.llama_sampler_accept(sampler, tok)
         utf8 = Utf8Stream()
         stops = StopStringFilter(params.stop)
         limit = min(params.max_tokens, self.n_ctx - len(self._cache))
@@ -355,6 +393,8 @@ class LlamaCppBackend:
                     break
                 if n >= limit:
                     stats.stop_reason = "length"
+                    stats.limited_by = "max_tokens" if limit == params.max_tokens else "context"
+                    stats.length_limit = limit
                     break
                 rt.decode_one(tok, pos)
                 self._cache.append(tok)
@@ -385,6 +425,11 @@ class LlamaCppBackend:
     def next_token_logits(self):
         """Logits after the last evaluated token (for quality checks)."""
         return self._require().last_logits()
+
+
+def _char_boundary(data: bytes, i: int) -> bool:
+    """True when ``data[:i]`` ends on a whole UTF-8 character."""
+    return i >= len(data) or (data[i] & 0xC0) != 0x80
 
 
 def _eos(rt) -> int:

@@ -227,6 +227,8 @@ class RemoteBackend:
                         reason = choice.get("finish_reason")
                         if isinstance(reason, str) and reason:
                             stats.stop_reason = {"length": "length", "stop": "eog"}.get(reason, reason)
+                            if reason == "length":
+                                stats.limited_by, stats.length_limit = "max_tokens", params.max_tokens
             if events == 0:
                 raise RemoteError(f"The server at {self.base_url} ended the reply without sending any "
                                   "events; is it an OpenAI-compatible server?")

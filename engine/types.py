@@ -41,6 +41,10 @@ class ReplyStats:
     n_ctx: int = 0
     gpu_layers: int = 0
     stop_reason: str = ""          # "eog" | "stop_string" | "length" | "cancelled" | "error"
+    # With stop_reason "length": what ended it, "max_tokens" (the reply's length limit) or
+    # "context" (the window had no more room), and how many tokens the reply was allowed.
+    limited_by: str = ""
+    length_limit: int = 0
     dropped: tuple[int, ...] = ()  # indices into the caller's messages left out of the window
     extra: dict = field(default_factory=dict)
 
@@ -64,3 +68,12 @@ class FitResult:
     prompt_tokens: int
     reserve: int
     n_ctx: int
+
+
+def length_note(limited_by: str, length_limit: int) -> str:
+    """Why a reply with stop_reason "length" ended, in one sentence for the user."""
+    if limited_by == "context":
+        return "Reply filled the model's context window."
+    if length_limit:
+        return f"Reply reached the length limit ({length_limit:,} tokens)."
+    return "Reply reached the length limit."

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from app.chat.message_html import MessageView, stats_line
+from engine.types import length_note
 
 
 def message_view(store, msg, *, with_siblings: bool = True) -> MessageView:
@@ -9,15 +10,18 @@ def message_view(store, msg, *, with_siblings: bool = True) -> MessageView:
     if with_siblings:
         siblings, index = store.siblings(msg.id)
         count = len(siblings)
-    state = msg.state
+    state, note = msg.state, ""
     if state in ("cancelled",):
         state = "interrupted"      # both offer "Continue"
+    elif state == "complete" and msg.stats.get("stop_reason") == "length":
+        state = "truncated"        # cut by a length limit: says which, offers "Continue"
+        note = length_note(msg.stats.get("limited_by", ""), msg.stats.get("length_limit", 0) or 0)
     error = msg.stats.get("error", "") if msg.state == "error" else ""
     meta = ""
     if msg.role == "assistant":
         meta = stats_line(msg.model or "", _Stats(msg.stats))
     return MessageView(id=str(msg.id), role=msg.role, content=msg.content, state=state,
-                       meta=meta, sibling_index=index, sibling_count=count, error=error)
+                       meta=meta, sibling_index=index, sibling_count=count, error=error, note=note)
 
 
 def path_views(store, path) -> list[MessageView]:

@@ -27,11 +27,12 @@ class MessageView:
     id: str
     role: str                       # "user" | "assistant"
     content: str
-    state: str = "complete"         # "complete" | "streaming" | "interrupted" | "error"
+    state: str = "complete"         # "complete" | "streaming" | "interrupted" | "truncated" | "error"
     meta: str = ""                  # "SmolLM2 · 162 tok/s · first token 0.12 s"
     sibling_index: int = 0          # 0-based position among alternatives
     sibling_count: int = 1
     error: str = ""
+    note: str = ""                  # why a "truncated" reply ended
 
 
 def render_message(msg: MessageView, md: MarkdownRenderer) -> Rendered:
@@ -49,8 +50,9 @@ def render_message(msg: MessageView, md: MarkdownRenderer) -> Rendered:
     tail = ""
     if msg.state == "streaming" and not msg.content:
         tail = f'<p style="color:{pal["muted"]}">…</p>'
-    elif msg.state == "interrupted":
-        tail = (f'<p style="color:{pal["muted"]}; font-size:small">Reply stopped before the end. '
+    elif msg.state in ("interrupted", "truncated"):
+        why = msg.note if msg.state == "truncated" and msg.note else "Reply stopped before the end."
+        tail = (f'<p style="color:{pal["muted"]}; font-size:small">{html.escape(why)} '
                 f'<a href="continue:{msg.id}">Continue</a></p>')
     if msg.error:
         tail += (f'<p style="color:{pal["error"]}"><b>Error:</b> {html.escape(msg.error)}</p>')
