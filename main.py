@@ -38,6 +38,9 @@ def _run(argv: list[str]) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    from common.logs import setup_logging
+
+    setup_logging()
     if args.command is None:
         from app.application import run_app
 

@@ -43,7 +43,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         super().__init__()
         self.setWindowTitle("LlamaDesk")
         self.setWindowIcon(theme.icon("llamadesk"))
-        self.resize(1100, 740)
+        window_state.resize_within_screen(self, 1100, 740)
         self.settings = settings or load_settings()
         if n_ctx:
             self.settings.n_ctx = n_ctx
@@ -65,6 +65,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         window_state.restore(self, self.splitter)
         QApplication.instance().styleHints().colorSchemeChanged.connect(self._on_system_scheme_changed)
         self._refresh_conversations()
+        self._open_last_conversation()
         self._refresh_models(model_path or self.settings.active_model)
         first = model_path or self.settings.active_model or (self.model_bar.picker.currentData() or "")
         if first:
@@ -218,6 +219,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
             return
         title = self.session.delete(conv_id)
         self.sidebar.show_undo(title)
+        self._count_timer.start()   # the meter must not keep counting the deleted chat
 
     def _refresh_conversations(self) -> None:
         self.sidebar.set_trash_count(len(self.store.list(trash=True)))
@@ -227,6 +229,17 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
             return
         convs = self.store.list(include_archived=self.sidebar.show_archived.isChecked())
         self.sidebar.set_conversations(convs, self.session.conversation_id)
+
+    def _open_last_conversation(self) -> None:
+        """At launch, show the conversation that was open at the last close (else the most
+        recent one), as other chat apps do."""
+        convs = {c.id: c for c in self.store.list()}
+        last = window_state.last_conversation()
+        if last not in convs:
+            recent = sorted(convs.values(), key=lambda c: c.updated, reverse=True)
+            last = recent[0].id if recent else None
+        if last is not None:
+            self.session.open(last)
 
     def _on_session_conversation_changed(self, conv_id: int) -> None:
         self.sidebar.select(conv_id)
@@ -310,6 +323,8 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
 
     def _on_session_reply_completed(self, reason: str) -> None:
         self._set_generating(False)
+        if reason != "error":
+            self._mark_welcome_done()
         if reason == "cancelled":
             self.statusBar().showMessage("Stopped", 3000)
         self._count_timer.start()
@@ -339,12 +354,21 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
 
     # context meter -------------------------------------------------------------
     def _on_count_timer_timeout(self) -> None:
-        if not self.model_ready or self.session.conversation_id is None and not self.composer.toPlainText():
+        if not self.model_ready:
             return
-        messages = self.session.engine_messages() if self.session.conversation_id is not None else []
+        messages = self.session.engine_messages(self._path_before_edit())
         n_ctx = self.model_info.n_ctx if self.model_info else self.settings.n_ctx
         self._count_requested.emit(messages, self.composer.toPlainText(),
                                    reply_reserve(self.params.max_tokens, n_ctx))
+
+    def _path_before_edit(self) -> Optional[list]:
+        """While a message is edited, the path the edit will answer (the draft replaces the
+        message and what followed it); otherwise None, the whole active path."""
+        if self._editing_id is None or self.session.conversation_id is None:
+            return None
+        path = self.store.active_path(self.session.conversation_id)
+        ids = [m.id for m in path]
+        return path[:ids.index(self._editing_id)] if self._editing_id in ids else None
 
     def _on_context_counted(self, report) -> None:
         self.context_meter.show_report(report.used, report.n_ctx, report.dropped)
@@ -445,11 +469,18 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
             self._downloads = DownloadBridge(models_folder(self.settings), parent=self)
         win = ModelManagerWindow(self.settings, self._downloads, self)
         win.model_ready.connect(self._on_manager_model_ready)
+        win.welcome_dismissed.connect(self._mark_welcome_done)
         win.token_entered.connect(
             lambda token: save_token_in_background(token, lambda msg: self.statusBar().showMessage(msg, 8000)))
         win.show()
         self._dialogs.append(win)
         return win
+
+    def _mark_welcome_done(self) -> None:
+        """The "New here?" banner is not shown again (dismissed, or the first chat happened)."""
+        if not self.settings.welcome_done:
+            self.settings.welcome_done = True
+            save_settings(self.settings)
 
     def _on_manager_model_ready(self, path: str) -> None:
         self._refresh_models(path)
@@ -458,6 +489,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
     # lifetime -----------------------------------------------------------------------
     def closeEvent(self, event) -> None:
         window_state.save(self, self.splitter)
+        window_state.remember_conversation(self.session.conversation_id)
         for win in self._dialogs:
             win.close()
         BackgroundOp.cancel_all_and_wait()

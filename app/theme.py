@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
+from PySide6.QtCore import QByteArray, QPointF, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtSvg import QSvgRenderer
+from PySide6.QtWidgets import QProxyStyle, QStyle, QStyleFactory
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 ICON_COLORS = {"light": "#374151", "dark": "#d1d5db"}
@@ -26,10 +27,43 @@ def resolve(theme: str) -> str:
 def apply(app, theme: str) -> str:
     """Style the whole application; returns the resolved 'light' or 'dark'."""
     resolved = resolve(theme)
-    app.setStyle("Fusion")
+    if not isinstance(app.style(), IndicatorStyle):
+        app.setStyle(IndicatorStyle())
     app.setPalette(_palette(resolved))
     app.setStyleSheet((ASSETS / f"{resolved}.qss").read_text(encoding="utf-8"))
     return resolved
+
+
+class IndicatorStyle(QProxyStyle):
+    """Fusion, with radio buttons and check boxes that show on a dark palette.
+
+    Fusion outlines them in a darker shade of the window colour, which on a dark
+    window is all but invisible; here the outline is a mid-grey taken from the text
+    colour whenever the window is dark. The check mark and dot stay Fusion's own.
+    """
+
+    def __init__(self):
+        super().__init__(QStyleFactory.create("Fusion"))
+
+    def drawPrimitive(self, element, option, painter, widget=None) -> None:  # noqa: N802 - Qt's name
+        super().drawPrimitive(element, option, painter, widget)
+        if element not in (QStyle.PE_IndicatorRadioButton, QStyle.PE_IndicatorCheckBox):
+            return
+        if option.palette.color(QPalette.Window).lightness() >= 128:
+            return
+        outline = QColor(option.palette.color(QPalette.Text))
+        outline.setAlpha(150 if option.state & QStyle.State_Enabled else 70)
+        painter.save()
+        painter.setRenderHint(QPainter.Antialiasing, True)
+        painter.setPen(QPen(outline, 1))
+        painter.setBrush(Qt.NoBrush)
+        r = option.rect
+        if element == QStyle.PE_IndicatorRadioButton:
+            radius = (r.width() + (r.width() + 1) % 2) / 2.0 - 1
+            painter.drawEllipse(QPointF(r.center()) + QPointF(1, 1) - QPointF(0.5, 0.5), radius, radius)
+        else:
+            painter.drawRoundedRect(r.adjusted(1, 1, -1, -1).toRectF().adjusted(0.5, 0.5, -0.5, -0.5), 2, 2)
+        painter.restore()
 
 
 def icon(name: str, theme: str = "light") -> QIcon:

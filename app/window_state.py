@@ -1,7 +1,9 @@
-"""Window geometry and splitter sizes, kept in an INI file in the config folder."""
+"""Window geometry, splitter sizes and the open conversation, kept in an INI file in the
+config folder."""
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QGuiApplication
 
 from common.paths import data_paths
 
@@ -10,6 +12,15 @@ def window_settings() -> QSettings:
     path = data_paths().config / "window.ini"
     path.parent.mkdir(parents=True, exist_ok=True)
     return QSettings(str(path), QSettings.IniFormat)
+
+
+def resize_within_screen(window, width: int, height: int) -> None:
+    """Give a window its default size, or less where the screen is smaller."""
+    screen = window.screen() or QGuiApplication.primaryScreen()
+    if screen is not None:
+        free = screen.availableGeometry()
+        width, height = min(width, free.width() * 19 // 20), min(height, free.height() * 19 // 20)
+    window.resize(width, height)
 
 
 def restore(window, splitter) -> None:
@@ -27,3 +38,21 @@ def save(window, splitter) -> None:
     qs.setValue("main/geometry", window.saveGeometry())
     qs.setValue("main/splitter", splitter.saveState())
     qs.sync()
+
+
+def remember_conversation(conv_id) -> None:
+    qs = window_settings()
+    if conv_id is None:
+        qs.remove("main/conversation")
+    else:
+        qs.setValue("main/conversation", int(conv_id))
+    qs.sync()
+
+
+def last_conversation():
+    """The id of the conversation open when the window last closed, or None."""
+    value = window_settings().value("main/conversation")
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -59,6 +59,7 @@ class Settings:
     theme: str = "system"
     active_model: str = ""              # a GGUF path, or "remote:<server name>"
     remote_servers: list[RemoteServer] = field(default_factory=list)
+    welcome_done: bool = False          # the "New here?" banner was dismissed, or a first chat happened
 
     # conversions ------------------------------------------------------------
     def generation_params(self):
@@ -181,6 +182,8 @@ def validate_field(name: str, value: Any) -> Optional[str]:
         if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
             return "The models folder path points at a file, not a folder."
         return None
+    if name == "welcome_done":
+        return None if isinstance(value, bool) else "welcome_done must be true or false."
     if name in ("system_prompt", "active_model"):
         return None if isinstance(value, str) else f"{name} must be text."
     return None

@@ -82,8 +82,12 @@ class ChatSession(QObject):
             self.conversations_changed.emit()
 
     def engine_messages(self, upto: Optional[list] = None) -> list[ChatMessage]:
-        """The active path (or ``upto``) as the engine sees it, system prompt first."""
-        path = self.store.active_path(self.conversation_id) if upto is None else upto
+        """The active path (or ``upto``) as the engine sees it, system prompt first; with no
+        conversation open, what a new one would start with."""
+        if upto is None:
+            path = self.store.active_path(self.conversation_id) if self.conversation_id is not None else []
+        else:
+            path = upto
         out = []
         conv_prompt = self.store.get(self.conversation_id).system_prompt if self.conversation_id else None
         prompt = conv_prompt or self.system_prompt

@@ -64,6 +64,8 @@ class CatalogPanel(QWidget):
     """Download an original checkpoint and convert it: repo id and quant type key."""
     repo_requested = Signal(str)
     """Show this repo's files."""
+    welcome_dismissed = Signal()
+    """The user closed the "New here?" banner for good."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -75,6 +77,8 @@ class CatalogPanel(QWidget):
         self.suggestion = QLabel("")
         self.suggestion.setWordWrap(True)
         self.suggestion.setObjectName("SuggestionLabel")
+        self.suggestion.setTextFormat(Qt.RichText)
+        self.suggestion.linkActivated.connect(self._on_suggestion_link_activated)
         self.machine = QLabel("Checking this computer's memory…")
         self.machine.setObjectName("MutedLabel")
         self.machine.setWordWrap(True)
@@ -188,7 +192,17 @@ class CatalogPanel(QWidget):
         fits = f", {FIT_HINTS[e.hint('q4_k_m', self.mem)]}" if fit is not None else ""
         self.suggestion.setText(
             "New here? The demo model (SmolLM2-135M) is ready to chat now. For real answers, "
-            f"<b>{e.name}</b> at Q4_K_M ({format_bytes(est.file_bytes)}{fits}) is the suggested first download.")
+            f"<b>{e.name}</b> at Q4_K_M ({format_bytes(est.file_bytes)}{fits}) is the suggested first download. "
+            '<a href="dismiss">Don\'t show again</a>')
+
+    def show_welcome(self, shown: bool) -> None:
+        """Show or hide the "New here?" banner."""
+        self.suggestion.setVisible(shown)
+
+    def _on_suggestion_link_activated(self, link: str) -> None:
+        if link == "dismiss":
+            self.suggestion.hide()
+            self.welcome_dismissed.emit()
 
     def select(self, entry_id: str) -> None:
         for row, e in enumerate(self.entries):

@@ -60,6 +60,7 @@ class ConvertTab(QWidget):
         self.quant.setCurrentIndex(self.quant.findData(DEFAULT_QUANT_TYPE))
         self.estimate = QLabel("")
         self.estimate.setObjectName("MutedLabel")
+        self.estimate.setWordWrap(True)   # it also says why a folder cannot be converted
         self.convert_button = QPushButton("Convert")
         self.convert_button.setObjectName("PrimaryButton")
         self.cancel_button = QPushButton("Cancel")
@@ -116,10 +117,18 @@ class ConvertTab(QWidget):
             self._show_sizes(src, self.sizes)
             return
         keys = [self.quant.itemData(i) for i in range(self.quant.count())]
-        self.estimate.setText("Estimating output sizes…")
+        self._show_estimate("Estimating output sizes…")
         (run_in_background(lambda _h: _estimate_all(src, keys), "estimate")
          .on_success(lambda sizes: self._show_sizes(src, sizes))
-         .on_failure(lambda exc: self.estimate.setText(str(exc))).start())
+         .on_failure(lambda exc: self._show_estimate(str(exc), error=True)).start())
+
+    def _show_estimate(self, text: str, error: bool = False) -> None:
+        name = "ErrorLabel" if error else "MutedLabel"
+        if self.estimate.objectName() != name:
+            self.estimate.setObjectName(name)
+            self.estimate.style().unpolish(self.estimate)
+            self.estimate.style().polish(self.estimate)
+        self.estimate.setText(text)
 
     def _show_sizes(self, src: str, sizes: dict) -> None:
         if src != self.source.text().strip():
@@ -130,8 +139,8 @@ class ConvertTab(QWidget):
             size = f" · about {format_bytes(sizes[key])}" if key in sizes else ""
             self.quant.setItemText(i, self._quant_texts[key] + size)
         q = self.quant.currentData()
-        self.estimate.setText(f"Output about {format_bytes(sizes[q])}"
-                              + (" (recommended)" if q == "q4_k_m" else "") if q in sizes else "")
+        self._show_estimate(f"Output about {format_bytes(sizes[q])}"
+                            + (" (recommended)" if q == "q4_k_m" else "") if q in sizes else "")
 
     def output_path(self) -> Path:
         src = Path(self.source.text().strip())

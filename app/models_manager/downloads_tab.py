@@ -30,6 +30,7 @@ class DownloadsTab(QWidget):
             self.table.setColumnWidth(col, width)
         self.summary = QLabel("No downloads yet.")
         self.summary.setObjectName("MutedLabel")
+        self.summary.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.summary)

@@ -51,6 +51,7 @@ class LibraryTab(QWidget):
         self.folder = QLabel("")
         self.folder.setObjectName("MutedLabel")
         self.folder.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.folder.setWordWrap(True)      # a long models folder path must not widen the window
         self.details = QLabel("Scanning…")
         self.details.setTextFormat(Qt.RichText)
         self.details.setWordWrap(True)

@@ -5,12 +5,14 @@ The API key is a secret: its cell shows dots, and its editor is a password field
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLineEdit, QPushButton, QStyledItemDelegate, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLineEdit, QPushButton, QStyledItemDelegate,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from common.settings import RemoteServer
 
-COLUMNS = ("Name", "Address (http://…/v1)", "API key", "Model")
+COLUMNS = ("Name", "Address", "API key", "Model")
+COLUMN_TIPS = ("A name for the model list", "The server's OpenAI-compatible address, e.g. "
+               "http://127.0.0.1:8080/v1", "Only if the server asks for one", "Empty: the server's default model")
 KEY_COLUMN = 2
 MASK = "••••••••"
 
@@ -42,7 +44,16 @@ class ServersEditor(QWidget):
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setAccessibleName("Remote servers")
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        for col, tip in enumerate(COLUMN_TIPS):
+            self.table.horizontalHeaderItem(col).setToolTip(tip)
+        # every header reads whole; the address takes the room that is left
+        for col in range(len(COLUMNS)):
+            if col == 1:
+                header.setSectionResizeMode(col, QHeaderView.Stretch)
+            else:
+                header.setSectionResizeMode(col, QHeaderView.Interactive)
+                header.resizeSection(col, header.sectionSizeHint(col) + 12)
         self.table.setMinimumHeight(110)
         self.table.setItemDelegateForColumn(KEY_COLUMN, _SecretDelegate(self.table))
         add = QPushButton("Add")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
                                QRadioButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
@@ -40,6 +41,10 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.error_label)
         layout.addWidget(self.buttons)
         self.resize(560, 520)
+        # Escape closes a dialog already; the platform's close keys (Ctrl+W ...) do too
+        self.close_shortcut = QShortcut(self)
+        self.close_shortcut.setKeys(QKeySequence.keyBindings(QKeySequence.Close))
+        self.close_shortcut.activated.connect(self.reject)
         self._check()
 
     # tabs -------------------------------------------------------------------

@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QWidget
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QProgressBar, QPushButton, QSizePolicy, QStackedWidget,
+                               QWidget)
 
 from app.widgets.elided_label import ElidedLabel
 from common.task import format_bytes
@@ -24,29 +25,40 @@ class ModelBar(QWidget):
         self.setAttribute(Qt.WA_StyledBackground, True)
         self.picker = QComboBox()
         self.picker.setAccessibleName("Model")
-        self.picker.setMinimumContentsLength(18)
-        self.picker.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-        self.picker.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-        self.picker.setMaximumWidth(340)
+        # as wide as the longest name (up to a limit): the name matters more than the plan text
+        self.picker.setMinimumContentsLength(12)
+        self.picker.setSizeAdjustPolicy(QComboBox.AdjustToContents)
+        self.picker.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
+        self.picker.setMaximumWidth(360)
         self.details = ElidedLabel("")
         self.details.setObjectName("MutedLabel")
         self.details.setAccessibleName("Model details")
         self.progress = QProgressBar()
-        self.progress.setFixedWidth(120)
+        self.progress.setMaximumWidth(120)
         self.progress.setRange(0, 0)
-        self.progress.hide()
         self.gpu_plan = ElidedLabel("")
         self.gpu_plan.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
         self.gpu_plan.setObjectName("MutedLabel")
         self.gpu_plan.setAccessibleName("GPU plan")
+        # Load progress takes the plan's place (the plan is unknown while loading), so the
+        # bar is as wide loading as loaded: a window restored at a narrow width keeps its
+        # sidebar where it was when loading ends.
+        self.status = QStackedWidget()
+        self.status.addWidget(self.gpu_plan)
+        progress_page = QWidget()
+        row = QHBoxLayout(progress_page)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addStretch(1)
+        row.addWidget(self.progress, 1)
+        self.status.addWidget(progress_page)
+        self.status.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
         self.manage_button = QPushButton("Models…")
         self.manage_button.setAccessibleName("Open the model manager")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 6, 12, 6)
-        layout.addWidget(self.picker, 2)
+        layout.addWidget(self.picker)
         layout.addWidget(self.details)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.gpu_plan, 3)
+        layout.addWidget(self.status, 1)
         layout.addWidget(self.manage_button)
         self._filling = False
         self.picker.currentIndexChanged.connect(self._on_picker_index_changed)
@@ -65,11 +77,18 @@ class ModelBar(QWidget):
         if idx >= 0:
             self.picker.setCurrentIndex(idx)
         self._filling = False
+        self._show_picker_tooltip()
+
+    def _show_picker_tooltip(self) -> None:
+        """The whole name (a long one may be cut), and where the file is."""
+        name, data = self.picker.currentText(), self.picker.currentData() or ""
+        where = "" if not data or data.startswith(REMOTE_PREFIX) else f"\n{data}"
+        self.picker.setToolTip(name + where)
 
     def show_loading(self, name: str) -> None:
         self.details.setText(f"Loading {name}…")
         self.progress.setRange(0, 0)
-        self.progress.show()
+        self.status.setCurrentIndex(1)
         self.gpu_plan.setText("")
 
     def show_load_progress(self, fraction) -> None:
@@ -78,17 +97,18 @@ class ModelBar(QWidget):
             self.progress.setValue(int(fraction * 100))
 
     def show_loaded(self, info) -> None:
-        self.progress.hide()
+        self.status.setCurrentIndex(0)
         bits = [b for b in (info.quant, format_bytes(info.size_bytes) if info.size_bytes else "",
                             f"{info.n_ctx:,} ctx") if b]
         self.details.setText(" · ".join(bits))
         self.gpu_plan.setText(info.gpu_plan)
 
     def show_failed(self, message: str) -> None:
-        self.progress.hide()
+        self.status.setCurrentIndex(0)
         self.details.setText("Not loaded")
         self.details.setToolTip(message)
 
     def _on_picker_index_changed(self, index: int) -> None:
+        self._show_picker_tooltip()
         if not self._filling and index >= 0 and self.picker.itemData(index):
             self.model_chosen.emit(self.picker.itemData(index))
