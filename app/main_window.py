@@ -65,7 +65,9 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         window_state.restore(self, self.splitter)
         QApplication.instance().styleHints().colorSchemeChanged.connect(self._on_system_scheme_changed)
         self._refresh_conversations()
-        self._open_last_conversation()
+        last = window_state.conversation_to_open(self.store)   # as other chat apps do
+        if last is not None:
+            self.session.open(last)
         self._refresh_models(model_path or self.settings.active_model)
         first = model_path or self.settings.active_model or (self.model_bar.picker.currentData() or "")
         if first:
@@ -229,17 +231,6 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
             return
         convs = self.store.list(include_archived=self.sidebar.show_archived.isChecked())
         self.sidebar.set_conversations(convs, self.session.conversation_id)
-
-    def _open_last_conversation(self) -> None:
-        """At launch, show the conversation that was open at the last close (else the most
-        recent one), as other chat apps do."""
-        convs = {c.id: c for c in self.store.list()}
-        last = window_state.last_conversation()
-        if last not in convs:
-            recent = sorted(convs.values(), key=lambda c: c.updated, reverse=True)
-            last = recent[0].id if recent else None
-        if last is not None:
-            self.session.open(last)
 
     def _on_session_conversation_changed(self, conv_id: int) -> None:
         self.sidebar.select(conv_id)

@@ -49,10 +49,15 @@ def remember_conversation(conv_id) -> None:
     qs.sync()
 
 
-def last_conversation():
-    """The id of the conversation open when the window last closed, or None."""
-    value = window_settings().value("main/conversation")
+def conversation_to_open(store):
+    """At launch: the conversation open when the window last closed, else the most
+    recently updated one, else None."""
     try:
-        return int(value) if value is not None else None
+        last = int(window_settings().value("main/conversation"))
     except (TypeError, ValueError):
-        return None
+        last = None
+    convs = store.list()
+    if any(c.id == last for c in convs):
+        return last
+    recent = max(convs, key=lambda c: c.updated, default=None)
+    return recent.id if recent is not None else None
