@@ -405,7 +405,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         if getattr(self, "_pending_model", "") and self._pending_model != self.settings.active_model:
             self.settings.active_model = self._pending_model
             save_settings(self.settings)
-        self._count_timer.start()
+        self._on_count_timer_timeout()   # the meter fills at once, conversation or not
 
     def _on_model_load_progressed(self, report) -> None:
         self.model_bar.show_load_progress(report.fraction)

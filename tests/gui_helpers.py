@@ -26,6 +26,8 @@ def make_window(qtbot, smollm2_path):
         made.append(w)
         w.show()
         qtbot.waitUntil(lambda: w.model_ready, timeout=60000)
+        # the count made at load has arrived, so a test waiting for the next one gets its own
+        qtbot.waitUntil(lambda: "tokens" in w.context_meter.label.text(), timeout=60000)
         w.params = GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=1)
         w.session.params = w.params
         return w

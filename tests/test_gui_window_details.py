@@ -69,14 +69,17 @@ def test_the_context_meter_forgets_a_deleted_chat(qtbot, make_window):
 
 
 def test_while_editing_the_meter_counts_the_new_text_in_place_of_the_old(qtbot, make_window):
-    w = make_window(max_tokens=40)
+    w = make_window()
     question = "Tell me about the sea and the sky in three long sentences, please."
-    send_and_wait(qtbot, w, question)
-    user = active_path(w)[0]
+    conv = w.store.create("Sea")
+    user_id = w.store.add_user_message(conv, question)
+    reply = w.store.start_reply(conv)
+    reply.append("The sea is wide and the sky is blue. " * 6)
+    reply.finish("complete")
     with qtbot.waitSignal(w.context_updated, timeout=20000) as whole:
-        w._count_timer.start()
+        w.session.open(conv)
     with qtbot.waitSignal(w.context_updated, timeout=20000) as editing:
-        w.chat_view.run_link(f"edit:{user.id}")
+        w.chat_view.run_link(f"edit:{user_id}")
     assert w.composer.toPlainText() == question
     # a new chat with the same draft counts the same: the old message and its reply are out
     w.stop_or_cancel()
