@@ -76,7 +76,7 @@ class Llama3Tokenizer:
 
     n_bpe: int                        # BPE vocabulary entries; the special tokens follow
     ignore_merges: Optional[bool]     # the file's flag: True, False, or None when absent
-    fingerprint: Optional[str]        # None when the vocabulary cannot tokenize the text
+    fingerprint: Optional[str]        # None when not asked for, or the vocabulary cannot tokenize the text
 
     @property
     def meta_vocabulary(self) -> bool:
@@ -102,7 +102,6 @@ class TokenizerMeta:
     eos_id: int
     eot_id: Optional[int]
     chat_template: Optional[str]
-    recognized: Optional[Llama3Tokenizer] = None
 
     @property
     def eos_token(self) -> str:
@@ -190,8 +189,12 @@ def fingerprint(vocab: dict[str, int], merges: list) -> Optional[str]:
     return None if ids is None else hashlib.sha256(str(ids).encode()).hexdigest()
 
 
-def recognize_llama3(tok: dict) -> Llama3Tokenizer:
-    """Check that ``tok`` (a parsed tokenizer.json) is Llama 3's tokenizer; see the module docstring."""
+def recognize_llama3(tok: dict, *, with_fingerprint: bool = True) -> Llama3Tokenizer:
+    """Check that ``tok`` (a parsed tokenizer.json) is Llama 3's tokenizer; see the module docstring.
+
+    The fingerprint (a third of a second for Meta's vocabulary) only names the vocabulary, so
+    converting skips it and verification, which reports it, computes it.
+    """
     model = tok.get("model") if isinstance(tok.get("model"), dict) else {}
     if model.get("type") != "BPE":
         raise ConversionError(NOT_LLAMA3.format(why=f"it is a {model.get('type') or 'unknown'} tokenizer"))
@@ -216,7 +219,7 @@ def recognize_llama3(tok: dict) -> Llama3Tokenizer:
                 why=f"id {n_bpe + offset} is {added[n_bpe + offset]!r} where Llama 3 has {name}"))
     flag = model.get("ignore_merges")
     return Llama3Tokenizer(n_bpe, flag if isinstance(flag, bool) else None,
-                           fingerprint(vocab, model.get("merges") or []))
+                           fingerprint(vocab, model.get("merges") or []) if with_fingerprint else None)
 
 
 def llama3_reference_json(tok: dict) -> str:
@@ -264,7 +267,7 @@ def read_tokenizer(src: Path, vocab_size: int, config: dict) -> TokenizerMeta:
         raise ConversionError("tokenizer.json cannot be read; download it again.") from None
     if not isinstance(tok, dict):
         raise ConversionError("tokenizer.json is not a tokenizer; download it again.")
-    recognized = recognize_llama3(tok)
+    recognize_llama3(tok, with_fingerprint=False)
     tok_config = _read_optional_json(src / "tokenizer_config.json")
 
     vocab: dict[str, int] = dict(tok["model"].get("vocab") or {})
@@ -304,7 +307,7 @@ def read_tokenizer(src: Path, vocab_size: int, config: dict) -> TokenizerMeta:
     if bos is None or eos is None:
         raise ConversionError("The tokenizer names no beginning- or end-of-text token; "
                               "download tokenizer_config.json again.")
-    return TokenizerMeta(tokens, types, merges, bos, eos, eot, _chat_template(src, tok_config), recognized)
+    return TokenizerMeta(tokens, types, merges, bos, eos, eot, _chat_template(src, tok_config))
 
 
 def _special_id(named, vocab: dict[str, int], n: int, eot: Optional[int], fallbacks) -> Optional[int]:
