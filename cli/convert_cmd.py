@@ -37,8 +37,8 @@ class ProgressBar:
         new_stage = stage != self._stage
         if not new_stage and now - self._last < 0.1 and (p.fraction or 0) < 1:
             return
-        if new_stage and self._stage is not None:
-            self.stream.write("\n")
+        if new_stage and self._stage is not None and self._tty:
+            self.stream.write("\n")   # keep the finished stage's line
         self._stage, self._last = stage, now
         frac = p.fraction or 0.0
         bar = "#" * int(frac * self.width) + "-" * (self.width - int(frac * self.width))

@@ -48,6 +48,7 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, *, threads: Optional[int] = 
     for t in readers:
         t.start()
     result = None
+    total = 0   # tensors, as llama.cpp counts them
     try:
         while True:
             handle.check()
@@ -59,9 +60,9 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, *, threads: Optional[int] = 
                 break
             parts = line.split()
             if parts[:1] == ["PROGRESS"] and len(parts) >= 4:
-                i, n = int(parts[1]), int(parts[2])
-                handle.progress(i - 1, n, unit="tensors", message=parts[3], stage="quantize",
-                                tensor=i - 1, tensors=n)
+                i, total = int(parts[1]), int(parts[2])
+                handle.progress(i - 1, total, unit="tensors", message=parts[3], stage="quantize",
+                                tensor=i - 1, tensors=total)
             elif parts[:1] == ["DONE"]:
                 result = int(parts[1])
         proc.wait()
@@ -79,7 +80,9 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, *, threads: Optional[int] = 
         _remove(dst)
         detail = " ".join("".join(errors).split())[-300:] or f"exit status {proc.returncode}"
         raise ConversionError(f"llama.cpp could not quantize the model to {info.label} ({detail}).")
-    handle.progress(1, 1, unit="tensors", message="quantized", stage="quantize")
+    total = total or 1
+    handle.progress(total, total, unit="tensors", message="quantized", stage="quantize",
+                    tensor=total, tensors=total)
 
 
 def _remove(path: Path) -> None:

@@ -90,7 +90,8 @@ class _LoadedModel:
 
     def close(self) -> None:
         if self.model:
-            self._lib.llama_model_free(self.model)
+            with _quiet_llama_log():
+                self._lib.llama_model_free(self.model)
             self.model = None
 
     def tokenize(self, text: bytes, add_bos: bool = False, special: bool = True) -> list[int]:
@@ -313,7 +314,8 @@ def _check_decode(model: _LoadedModel, threads: Optional[int]) -> Check:
         n_vocab = lib.llama_vocab_n_tokens(model.vocab)
         logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx, -1), shape=(n_vocab,)).copy()
     finally:
-        lib.llama_free(ctx)
+        with _quiet_llama_log():   # freeing a context logs its buffer sizes
+            lib.llama_free(ctx)
     if not np.all(np.isfinite(logits)):
         return Check("evaluates", False, "a short prompt gives non-finite logits")
     return Check("evaluates", True, f"a {len(tokens)}-token prompt gives finite logits")

@@ -53,3 +53,20 @@ def test_unknown_type_is_rejected_by_the_parser(tiny_llama, tmp_path, capsys):
     except SystemExit as e:
         assert e.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_output_is_progress_and_the_report_only(tiny_llama, tmp_path):
+    """No llama.cpp log line reaches the terminal, and quantizing counts tensors to the end."""
+    out = tmp_path / "tiny.gguf"
+    proc = subprocess.run([sys.executable, "main.py", "convert", str(tiny_llama.path), "--out", str(out),
+                           "--type", "q4_k_m", "--threads", "2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr.splitlines()
+    assert err and all(line.split()[0] in ("converting", "quantizing", "verifying") for line in err), err
+    n = len(gguf.GGUFReader(out).tensors)
+    quantizing = [line for line in err if line.startswith("quantizing")]
+    assert f" 0/{n} tensors" in quantizing[0] and f" {n}/{n} tensors" in quantizing[-1]
+    report = proc.stdout.splitlines()
+    assert report[0] == "verification:" and report[-1].startswith(f"wrote {out}")
+    assert all(line.startswith("  [") for line in report[1:-1]), report
