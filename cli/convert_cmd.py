@@ -11,7 +11,10 @@ STAGES = {"convert": "converting", "quantize": "quantizing", "verify": "verifyin
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src_dir", metavar="SRC_DIR", help="Hugging Face model folder (config.json + safetensors)")
-    parser.add_argument("--out", required=True, metavar="OUT.gguf", help="GGUF file to write")
+    parser.add_argument("--out", required=True, metavar="OUT.gguf",
+                        help="GGUF file to write: its name ends in .gguf and its folder exists")
+    parser.add_argument("--force", action="store_true",
+                        help="replace OUT.gguf if it exists (the old file stays until the new one is verified)")
     parser.add_argument("--type", default="q4_k_m", choices=TYPES, dest="qtype",
                         help="output type (default q4_k_m, recommended)")
     parser.add_argument("--keep-intermediate", action="store_true",
@@ -65,14 +68,18 @@ class ProgressBar:
 
 def run(args: argparse.Namespace) -> int:
     from common.task import Cancelled, TaskHandle, format_bytes
-    from converters.errors import ConversionError
+    from converters.errors import ConversionError, OutputExists
     from converters.pipeline import convert_checkpoint
 
     bar = ProgressBar()
     handle = TaskHandle(on_progress=bar)
     try:
         result = convert_checkpoint(args.src_dir, args.out, args.qtype, keep_intermediate=args.keep_intermediate,
-                                    threads=args.threads, handle=handle)
+                                    threads=args.threads, handle=handle, replace=args.force, make_folder=False)
+    except OutputExists as e:
+        bar.close()
+        print(f"error: {e.path} already exists; add --force to replace it.", file=sys.stderr)
+        return 1
     except ConversionError as e:
         bar.close()
         print(f"error: {e}", file=sys.stderr)

@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", metavar="REV", help="branch, tag or commit (default main)")
     parser.add_argument("--convert", nargs="?", const="q4_k_m", metavar="TYPE",
                         help="after downloading an original repo, convert it to a GGUF (default q4_k_m)")
+    parser.add_argument("--force", action="store_true",
+                        help="with --convert: replace an earlier conversion of this repo to that type")
 
 
 class FileBar:
@@ -73,10 +75,16 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.convert:
-            from models.convert_chain import CHECKPOINT_FILES, download_and_convert
+            from models.convert_chain import CHECKPOINT_FILES, converted_path, download_and_convert
 
+            target = converted_path(args.repo, args.convert)
+            if target.exists() and not args.force:
+                print(f"error: {target} already exists; add --force to convert again and replace it.",
+                      file=sys.stderr)
+                return 1
             plan_count["n"] = len(plan_download(args.repo, CHECKPOINT_FILES, args.revision))
-            result = download_and_convert(args.repo, args.convert, args.revision, handle_for=handle_for)
+            result = download_and_convert(args.repo, args.convert, args.revision, handle_for=handle_for,
+                                          replace=args.force)
             for b in bars[-1:]:
                 b.close()
             print(f"converted to {result.path}")

@@ -15,7 +15,7 @@ from typing import Optional
 
 from common.task import TaskHandle
 from converters.checkpoint import Checkpoint, open_checkpoint
-from converters.errors import ConversionError
+from converters.errors import ConversionError, OutputExists
 from converters.preflight import check_disk_space, check_output_folder
 from converters.quant_types import (DEFAULT_QUANT_TYPE, QUANT_TYPES, QUANT_TYPES_INFO, is_quantized,
                                     tensor_bytes, tensor_type)
@@ -89,8 +89,13 @@ def _remove(*paths: Optional[Path]) -> None:
 
 def convert_checkpoint(src_dir, out_path, qtype: str = DEFAULT_QUANT_TYPE, *,
                        keep_intermediate: bool = False, threads: Optional[int] = None,
-                       handle: Optional[TaskHandle] = None) -> ConversionResult:
-    """Convert ``src_dir`` to a verified GGUF at ``out_path``; see the package docstring."""
+                       handle: Optional[TaskHandle] = None, replace: bool = True,
+                       make_folder: bool = True) -> ConversionResult:
+    """Convert ``src_dir`` to a verified GGUF at ``out_path``; see the package docstring.
+
+    ``out_path`` must end in ``.gguf``. ``replace`` False refuses an existing file
+    (``OutputExists``; with True the old file stays until the new one is verified);
+    ``make_folder`` False refuses a missing output folder instead of creating it."""
     handle = handle or TaskHandle()
     qtype = _check_qtype(qtype)
     out = Path(out_path).expanduser().absolute()
@@ -103,7 +108,7 @@ def convert_checkpoint(src_dir, out_path, qtype: str = DEFAULT_QUANT_TYPE, *,
     first_dtype = intermediate_dtype(ckpt) if quantized else QUANT_TYPES_INFO[qtype].label
     plan = plan_tensors(ckpt, first_dtype)
 
-    check_output_folder(out)
+    check_output_folder(out, replace=replace, make_folder=make_folder)
     first_bytes = sum(t.nbytes for t in plan) + _metadata_bytes(tok, plan)
     out_bytes = _estimate(ckpt, tok, qtype) if quantized else first_bytes
     check_disk_space(out.parent, out_bytes, first_bytes if quantized else 0)
@@ -111,6 +116,8 @@ def convert_checkpoint(src_dir, out_path, qtype: str = DEFAULT_QUANT_TYPE, *,
     tmp_out = out.with_name(f".{out.name}.partial")
     tmp_mid = out.with_name(f".{out.stem}.{first_dtype.lower()}.gguf.partial") if quantized else None
     kept_mid = out.with_name(f"{out.stem}.{first_dtype.lower()}.gguf") if quantized and keep_intermediate else None
+    if kept_mid is not None and kept_mid.exists() and not replace:
+        raise OutputExists(kept_mid)
     convert_s = quantize_s = 0.0
     try:
         handle.restart_clock()

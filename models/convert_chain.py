@@ -28,8 +28,10 @@ def download_and_convert(repo_id: str, qtype: str = "q4_k_m", revision: Optional
                          models_dir: Optional[Path] = None, token: Optional[str] = None,
                          handle: Optional[TaskHandle] = None,
                          handle_for: Optional[Callable] = None, retry: RetryPolicy = RetryPolicy(),
-                         free_space=default_free_space, keep_intermediate: bool = False):
-    """Returns the converter's result; the snapshot stays in the HF cache for reuse."""
+                         free_space=default_free_space, keep_intermediate: bool = False,
+                         replace: bool = True):
+    """Returns the converter's result; the snapshot stays in the HF cache for reuse.
+    ``replace`` False refuses to replace an earlier conversion (``OutputExists``)."""
     from converters.pipeline import convert_checkpoint
     from models.library import record_provenance
 
@@ -39,7 +41,7 @@ def download_and_convert(repo_id: str, qtype: str = "q4_k_m", revision: Optional
     out = converted_path(repo_id, qtype, models_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = convert_checkpoint(snapshot, out, qtype, keep_intermediate=keep_intermediate,
-                                handle=handle or TaskHandle())
+                                handle=handle or TaskHandle(), replace=replace)
     record_provenance(result.path, origin="converted", repo_id=repo_id, revision=snapshot.name,
                       quant=qtype.upper())
     return result

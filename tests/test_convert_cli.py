@@ -70,3 +70,29 @@ def test_output_is_progress_and_the_report_only(tiny_llama, tmp_path):
     report = proc.stdout.splitlines()
     assert report[0] == "verification:" and report[-1].startswith(f"wrote {out}")
     assert all(line.startswith("  [") for line in report[1:-1]), report
+
+
+def test_out_is_never_replaced_or_invented_silently(tiny_llama, tmp_path, capsys):
+    src = str(tiny_llama.path)
+    out = tmp_path / "tiny.gguf"
+    out.write_bytes(b"an earlier model")
+    assert main(["convert", src, "--out", str(out), "--type", "f16"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {out} already exists; add --force to replace it.")
+    assert out.read_bytes() == b"an earlier model"
+
+    missing = tmp_path / "no" / "such" / "folder" / "tiny.gguf"
+    assert main(["convert", src, "--out", str(missing), "--type", "f16"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: The folder {missing.parent} does not exist: create it first, or choose another.")
+    assert not (tmp_path / "no").exists()
+
+    for name, suggestion in (("tiny", "tiny.gguf"), ("tiny.bin", "tiny.gguf")):
+        assert main(["convert", src, "--out", str(tmp_path / name), "--type", "f16"]) == 1
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"error: The output's name must end in .gguf ({name} does not): for example {suggestion}.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.gguf"]
+
+    assert main(["convert", src, "--out", str(out), "--type", "f16", "--force"]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert gguf.GGUFReader(out).fields["general.file_type"].contents() == int(gguf.LlamaFileType.MOSTLY_F16)

@@ -87,3 +87,12 @@ def test_original_repo_downloads_and_converts_with_provenance(hub_server):
     assert entry.path == gguf and entry.info.quant == "F16" and entry.usable
     assert entry.provenance == {"origin": "converted", "repo": OPEN_REPO, "quant": "F16",
                                 "revision": hub_server.state.repos[OPEN_REPO].sha}
+    # Again: an earlier conversion is not replaced unless asked (and nothing is fetched first).
+    before = gguf.stat().st_mtime_ns
+    again = llamadesk("download", OPEN_REPO, "--convert", "f16")
+    assert again.returncode == 1
+    assert again.stderr == f"error: {gguf} already exists; add --force to convert again and replace it.\n"
+    assert gguf.stat().st_mtime_ns == before
+    forced = llamadesk("download", OPEN_REPO, "--convert", "f16", "--force", timeout=300)
+    assert forced.returncode == 0, forced.stderr
+    assert gguf.stat().st_mtime_ns != before

@@ -4,8 +4,9 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from app.model_choices import models_folder
@@ -73,6 +74,19 @@ class ConvertTab(QWidget):
         self.verification.setWordWrap(True)
         self.verification.setTextFormat(Qt.RichText)
         self.verification.setAccessibleName("Verification result")
+        self.output = QLabel("")
+        self.output.setWordWrap(True)
+        self.output.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.output.setAccessibleName("Converted file")
+        self.show_folder_button = QPushButton("Show in folder")
+        self.show_folder_button.setAccessibleName("Show the converted file's folder")
+        self.output_row = QWidget()
+        out_row = QHBoxLayout(self.output_row)
+        out_row.setContentsMargins(0, 0, 0, 0)
+        out_row.addWidget(self.output, 1)
+        out_row.addWidget(self.show_folder_button)
+        self.output_row.hide()
+        self.confirm_box = None
         self.sizes: dict[str, int] = {}
         src_row = QHBoxLayout()
         src_row.addWidget(self.source, 1)
@@ -91,6 +105,7 @@ class ConvertTab(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.message)
+        layout.addWidget(self.output_row)
         layout.addWidget(self.verification)
         layout.addStretch(1)
         self.op = None
@@ -100,6 +115,7 @@ class ConvertTab(QWidget):
         self.quant.currentIndexChanged.connect(self.update_estimate)
         self.convert_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
+        self.show_folder_button.clicked.connect(self._on_show_folder_clicked)
 
     def _on_browse_clicked(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Hugging Face checkpoint folder")
@@ -148,12 +164,43 @@ class ConvertTab(QWidget):
         return models_folder(self.settings) / f"{src.name}-{label}.gguf"
 
     def start(self) -> None:
-        from converters.pipeline import convert_checkpoint
-
-        src, qtype, out = self.source.text().strip(), self.quant.currentData(), self.output_path()
+        """Convert the chosen folder; asks first when that would replace a file."""
+        src, out = self.source.text().strip(), self.output_path()
         if not src:
             self.message.setText("Choose a checkpoint folder first.")
             return
+        if self.op is not None:
+            self.message.setText("A conversion is already running.")
+            return
+        self._ask_to_replace(out, self._start_local)
+
+    def _ask_to_replace(self, out: Path, go) -> None:
+        """Run ``go()`` now, or once the user agrees to replace an existing ``out``."""
+        if not out.exists():
+            go()
+            return
+        box = QMessageBox(QMessageBox.Warning, "Replace model", f"Replace {out.name}?",
+                          QMessageBox.Yes | QMessageBox.Cancel, self)
+        box.setInformativeText(f"{out} already exists. Converting again replaces it once the new "
+                               f"file is verified; until then the old one stays.")
+        box.button(QMessageBox.Yes).setText("Replace")
+        box.setDefaultButton(QMessageBox.Cancel)
+        box.finished.connect(lambda result: self._on_replace_finished(result, out, go))
+        self.confirm_box = box
+        box.open()
+
+    def _on_replace_finished(self, result: int, out: Path, go) -> None:
+        self.confirm_box = None
+        if result == QMessageBox.Yes:
+            go()
+        else:
+            self.message.setText(f"Not converted: {out.name} is kept as it is.")
+
+    def _start_local(self) -> None:
+        from converters.pipeline import convert_checkpoint
+
+        src, qtype, out = self.source.text().strip(), self.quant.currentData(), self.output_path()
+
         def job(h):
             from models.library import record_provenance
 
@@ -165,13 +212,20 @@ class ConvertTab(QWidget):
         self._run(job, f"Converting to {out.name}…")
 
     def start_from_hub(self, repo_id: str, qtype: str) -> None:
-        """Download an original checkpoint (into the HF cache), then convert it like a local folder."""
-        from models.convert_chain import download_and_convert
+        """Download an original checkpoint (into the HF cache), then convert it like a local folder;
+        asks first when that would replace a file."""
+        from models.convert_chain import converted_path
 
         if self.op is not None:
             self.message.setText("A conversion is already running.")
             return
         self.quant.setCurrentIndex(self.quant.findData(qtype))
+        out = converted_path(repo_id, qtype, models_folder(self.settings))
+        self._ask_to_replace(out, lambda: self._start_hub(repo_id, qtype))
+
+    def _start_hub(self, repo_id: str, qtype: str) -> None:
+        from models.convert_chain import download_and_convert
+
         folder = models_folder(self.settings)
         self._repo = repo_id
 
@@ -190,6 +244,7 @@ class ConvertTab(QWidget):
         self.progress.setRange(0, 0)
         self.message.setText(text)
         self.verification.setText("")
+        self.output_row.hide()
         self.op = (run_in_background(job, "convert")
                    .on_progress(self._on_convert_progress).on_success(self._on_convert_done)
                    .on_failure(self._on_convert_failed).on_cancel(self._on_convert_cancelled).start())
@@ -217,7 +272,13 @@ class ConvertTab(QWidget):
         self._finish(f"Done: {result.path.name} ({format_bytes(result.output_bytes)}, "
                      f"{result.total_seconds:.1f} s).")
         self.verification.setText(verification_html(result.verification))
+        self.output.setText(f"Saved as {result.path}")
+        self._output_path = Path(result.path)
+        self.output_row.show()
         self.conversion_finished.emit(str(result.path))
+
+    def _on_show_folder_clicked(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self._output_path.parent)))
 
     def _on_convert_failed(self, exc) -> None:
         from models.hub_errors import HubAccessError
