@@ -74,3 +74,4 @@ clean-venv:
 # libxcb-cursor0, libxcb-icccm4 and libxcb-keysyms1 (apt-get install them once).
 screenshots: $(TEST_STAMP)
 	xvfb-run -a -s "-screen 0 1280x800x24" $(PY) docs/screenshots/make_screenshots.py
+	xvfb-run -a -s "-screen 0 1280x800x24" $(PY) docs/screenshots/make_limit_screenshots.py

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import QDialogButtonBox, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from app.models_manager.convert_tab import ConvertTab
@@ -39,6 +39,7 @@ class ModelManagerWindow(QWidget):
         self.buttons = QDialogButtonBox(QDialogButtonBox.Close)
         self.close_button = self.buttons.button(QDialogButtonBox.Close)
         self.close_button.setAccessibleName("Close the model manager")
+        self.close_button.setIcon(QIcon())      # the style's icon is black on the dark theme
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(self.buttons)
