@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_convert_command_writes_a_verified_file(tiny_llama, tmp_path, capsys):
+    tmp_path = tmp_path / "out"     # beside the test's data folder, which the CLI's log lives in
+    tmp_path.mkdir()
     out = tmp_path / "tiny.gguf"
     rc = main(["convert", str(tiny_llama.path), "--out", str(out), "--type", "q4_0", "--threads", "2"])
     captured = capsys.readouterr()
@@ -26,6 +28,8 @@ def test_convert_command_writes_a_verified_file(tiny_llama, tmp_path, capsys):
 
 
 def test_keep_intermediate_flag(tiny_llama, tmp_path, capsys):
+    tmp_path = tmp_path / "out"
+    tmp_path.mkdir()
     out = tmp_path / "tiny.gguf"
     rc = main(["convert", str(tiny_llama.path), "--out", str(out), "--type", "q8_0",
                "--keep-intermediate", "--threads", "2"])
@@ -73,6 +77,8 @@ def test_output_is_progress_and_the_report_only(tiny_llama, tmp_path):
 
 
 def test_out_is_never_replaced_or_invented_silently(tiny_llama, tmp_path, capsys):
+    tmp_path = tmp_path / "out"
+    tmp_path.mkdir()
     src = str(tiny_llama.path)
     out = tmp_path / "tiny.gguf"
     out.write_bytes(b"an earlier model")
