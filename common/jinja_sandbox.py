@@ -100,6 +100,8 @@ def _printed(item: Any, top: bool, cap: int, budget, state: dict, depth: int) ->
     if key in memo:
         return memo[key]
     if depth > _MAX_PRINT_DEPTH:
+        if budget is not None:
+            raise TemplateRefused(f"the chat template nests values more than {_MAX_PRINT_DEPTH} deep")
         return cap + 1
     state["visits"] += 1
     if budget is not None and (state["visits"] & 1023) == 0:
