@@ -69,26 +69,31 @@ def _str_bytes(s) -> int:
 def printed_bytes(value: Any, cap: int, budget: "Optional[_Budget]" = None) -> int:
     """An upper bound of the bytes ``str(value)`` makes, or ``cap + 1`` once it passes ``cap``.
 
-    Walks containers, stopping as soon as the bound passes ``cap``; a container seen
-    twice (``[x] * 1000`` holds one ``x`` a thousand times) is measured once. So the
-    cost of the estimate is bounded too, and the walk also watches the deadline.
+    Counts characters (a string inside a container is repr'd: up to 4 per ASCII
+    character, ``\\x00``, and 10 per other one, ``\\U0001f600``), then 4 bytes per
+    character if any non-ASCII text is inside, else 1. Walks containers, stopping as
+    soon as the count passes ``cap``; a container seen twice (``[x] * 1000`` holds one
+    ``x`` a thousand times) is measured once. So the cost of the estimate is bounded
+    too, and the walk also watches the deadline.
     """
-    state = {"visits": 0, "memo": {}}
-    return min(_printed(value, True, cap, budget, state, 0), cap + 1)
+    state = {"visits": 0, "memo": {}, "wide": False}
+    chars = _printed(value, True, cap, budget, state, 0)
+    return min(chars * (4 if state["wide"] else 1), cap + 1)
 
 
 _MAX_PRINT_DEPTH = 200
+_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
 
 
 def _printed(item: Any, top: bool, cap: int, budget, state: dict, depth: int) -> int:
+    """Characters of ``str(item)`` (``repr`` unless ``top``), at most a little over ``cap``."""
     if isinstance(item, str):
-        # str() of a string is itself; inside a container it is repr'd, and an
-        # escape such as \U0001f600 is up to 10 characters for one.
-        if top:
-            return _str_bytes(item)
-        return (4 * len(item) if item.isascii() else 40 * len(item)) + 2
+        if not item.isascii():
+            state["wide"] = True
+            return len(item) if top else 10 * len(item) + 2
+        return len(item) if top else 4 * len(item) + 2
     if isinstance(item, (bytes, bytearray)):
-        return 4 * len(item) + 3
+        return 4 * len(item) + 14
     if isinstance(item, bool) or item is None:
         return 5
     if isinstance(item, int):
@@ -113,9 +118,9 @@ def _printed(item: Any, top: bool, cap: int, budget, state: dict, depth: int) ->
                 + _printed(v, False, cap, budget, state, depth + 1)
             if total > cap:
                 break
-    elif isinstance(item, (list, tuple, set, frozenset, type({}.keys()), type({}.values()),
-                           type({}.items()))):
-        total = 2
+    elif isinstance(item, (list, tuple, set, frozenset) + _VIEWS):
+        # "frozenset({...})", "dict_items([...])": a name around the brackets
+        total = 2 if isinstance(item, (list, tuple)) else 16
         for v in item:
             total += 2 + _printed(v, False, cap, budget, state, depth + 1)
             if total > cap:

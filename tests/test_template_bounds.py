@@ -83,3 +83,33 @@ def test_capped_child_property():
 
     check()
     assert MiB  # the limits module was used under the cap
+
+
+def _stored_bytes(text: str) -> int:
+    """Bytes CPython stores for ``text``: 1, 2 or 4 per character by the widest one."""
+    widest = max(map(ord, text), default=0)
+    return len(text) * (1 if widest < 256 else 2 if widest < 65536 else 4)
+
+
+def _values():
+    from hypothesis import strategies as st
+
+    leaves = st.one_of(st.text(max_size=40), st.integers(), st.floats(), st.booleans(), st.none(),
+                       st.binary(max_size=20))
+    return st.recursive(leaves, lambda inner: st.one_of(
+        st.lists(inner, max_size=6), st.tuples(inner, inner), st.frozensets(st.integers(), max_size=4),
+        st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=30)
+
+
+def test_printed_size_estimate_is_an_upper_bound():
+    """Every size check rests on this estimate: it may be too big, never too small."""
+    from hypothesis import given
+
+    from common.jinja_sandbox import printed_bytes
+
+    @given(_values())
+    def check(value):
+        text = str(value)
+        assert printed_bytes(value, 1 << 40) >= _stored_bytes(text)
+
+    check()
