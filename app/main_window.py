@@ -22,6 +22,7 @@ from app.sidebar.trash_actions import TrashActions
 from app.threads import BackgroundOp, WorkerThread
 from app.widgets.context_meter import ContextMeter
 from app.widgets.model_bar import REMOTE_PREFIX, ModelBar
+from chat.model import ChatStoreError
 from chat.store import ChatStore
 from common.settings import Settings, load_settings, save_settings
 from engine.context_window import reply_reserve
@@ -67,7 +68,10 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         self._refresh_conversations()
         last = window_state.conversation_to_open(self.store)   # as other chat apps do
         if last is not None:
-            self.session.open(last)
+            try:
+                self.session.open(last)
+            except ChatStoreError as exc:   # a damaged database opened read-only
+                self.statusBar().showMessage(str(exc), 10000)
         self._refresh_models(model_path or self.settings.active_model)
         first = model_path or self.settings.active_model or (self.model_bar.picker.currentData() or "")
         if first:

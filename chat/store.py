@@ -49,6 +49,19 @@ _CONV_COLUMNS = """c.id, c.uuid, c.title, c.title_is_auto, c.system_prompt, c.mo
      SELECT count(*) FROM path WHERE id IS NOT NULL) AS message_count"""
 
 
+@contextmanager
+def _damage_is_a_store_error(path: Path) -> Iterator[None]:
+    """A read that finds the file damaged (a database opened read-only despite its damage)
+    raises a ChatStoreError that says so, not sqlite3's exception."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is not sqlite3.DatabaseError:   # locked, a constraint ...: not damage
+            raise
+        raise ChatStoreError(f"this part of the chat database {path.name} cannot be read: it is "
+                             f"damaged ({exc})") from exc
+
+
 class ChatStore(MessageOps):
     """Conversations and their message trees in one SQLite file. Use ``ChatStore.open``."""
 
@@ -182,7 +195,7 @@ class ChatStore(MessageOps):
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
         """A consistent snapshot for several statements."""
-        with self._lock:
+        with self._lock, _damage_is_a_store_error(self.path):
             conn = self._connection()
             conn.execute("BEGIN")
             try:
@@ -196,7 +209,7 @@ class ChatStore(MessageOps):
         return self._conn
 
     def _rows(self, sql: str, args=()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, _damage_is_a_store_error(self.path):
             return self._connection().execute(sql, args).fetchall()
 
     @staticmethod

@@ -242,3 +242,16 @@ def test_the_window_starts_on_junk_without_a_traceback_on_stderr(tmp_path):
     assert "Traceback" not in r.stderr
     assert [p for p in data_paths().data.iterdir() if ".damaged-" in p.name]
     assert "ZeroDivisionError" in (data_paths().logs / "errors.log").read_text()
+
+
+def test_reading_a_damaged_part_says_so_as_a_store_error():
+    from chat.model import ChatStoreError
+
+    damaged_database()
+    with ChatStore.open(read_only=True) as store:
+        convs = store.list()
+        assert len(convs) == 30                          # the list can still be read
+        with pytest.raises(ChatStoreError, match="cannot be read: it is damaged"):
+            for conv in convs:
+                for message in store.active_path(conv.id):
+                    store.children(message.id)
