@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from common.paths import data_paths
+from common.safe_paths import safe_join
 from common.task import TaskHandle
-from models.fetch import RetryPolicy, default_free_space
+from models.fetch import RetryPolicy, check_repo_id, default_free_space
 from models.repo_download import download_repo
 
 CHECKPOINT_FILES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
@@ -20,8 +21,8 @@ CHECKPOINT_FILES = ["config.json", "generation_config.json", "tokenizer.json", "
 
 def converted_path(repo_id: str, qtype: str, models_dir: Optional[Path] = None) -> Path:
     root = Path(models_dir) if models_dir else data_paths().models
-    name = repo_id.split("/")[-1]
-    return root.joinpath(*repo_id.split("/"), f"{name}-{qtype.upper()}.gguf")
+    name = check_repo_id(repo_id).split("/")[-1]
+    return safe_join(root, f"{repo_id}/{name}-{qtype.upper()}.gguf", "output path")
 
 
 def download_and_convert(repo_id: str, qtype: str = "q4_k_m", revision: Optional[str] = None, *,
