@@ -1,4 +1,5 @@
-"""Builds llama.cpp's own llama-bench from the source vendored in the llama-cpp-python sdist.
+"""Builds llama.cpp's own llama-bench (and llama-server) from the source vendored in the
+llama-cpp-python sdist.
 
 The binary is cached under bench/.cache (git-ignored). Same llama.cpp version as the
 bindings, same CMake flags as the project's build (scripts/llama_cmake_args.sh).
@@ -27,9 +28,18 @@ def _cmake_args(kind: str) -> list[str]:
 
 
 def llama_bench_path(kind: str = "cpu") -> Path:
+    return _llama_tool("llama-bench", kind)
+
+
+def llama_server_path(kind: str = "cpu") -> Path:
+    """llama.cpp's own HTTP server, for bench/server.py (same build folder as llama-bench)."""
+    return _llama_tool("llama-server", kind)
+
+
+def _llama_tool(target: str, kind: str) -> Path:
     version = metadata.version("llama-cpp-python")
     build = CACHE / f"llama-cpp-{version}-{kind}"
-    exe = build / "bin" / "llama-bench"
+    exe = build / "bin" / target
     if exe.exists():
         return exe
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -44,10 +54,11 @@ def llama_bench_path(kind: str = "cpu") -> Path:
             tar.extractall(CACHE, filter="data")
     llama_src = src / "vendor" / "llama.cpp"
     args = ["-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-            "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DBUILD_SHARED_LIBS=OFF",
+            "-DLLAMA_BUILD_EXAMPLES=OFF", f"-DLLAMA_BUILD_SERVER={'ON' if target == 'llama-server' else 'OFF'}",
+            "-DBUILD_SHARED_LIBS=OFF",
             *_cmake_args(kind)]
     subprocess.run(["cmake", "-S", str(llama_src), "-B", str(build), *args], check=True)
-    subprocess.run(["cmake", "--build", str(build), "--target", "llama-bench", "-j",
+    subprocess.run(["cmake", "--build", str(build), "--target", target, "-j",
                     str(os.cpu_count() or 2)], check=True)
     return exe
 
