@@ -14,6 +14,7 @@ from app.chat.chat_view import ChatView
 from app.chat.session import ChatSession
 from app.composer import Composer
 from app.engine_worker import EngineWorker, LoadRequest
+from app.server_switch import ServerSwitch
 from app.model_choices import available_models
 from app.shortcuts import SHORTCUTS
 from app.shortcut_actions import ShortcutActions
@@ -62,6 +63,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         if self.store.read_only:
             self._show_read_only()
         self._connect_engine()
+        self.server_switch = ServerSwitch(self)     # "Serve on localhost:PORT" in the status bar
         self._bind_shortcuts()
         window_state.restore(self, self.splitter)
         QApplication.instance().styleHints().colorSchemeChanged.connect(self._on_system_scheme_changed)
@@ -490,6 +492,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         BackgroundOp.cancel_all_and_wait()
         if self._downloads is not None:
             self._downloads.shutdown()
+        self.server_switch.shutdown()
         self.worker.stop()
         self._shutdown_requested.emit()
         self.thread.stop_and_wait()

@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 THEMES = ("system", "light", "dark")
+# The local API's port (`serve`, and the window's switch): none of the peers' (GPT4All 4891,
+# LM Studio 1234, Ollama 11434, llama_cpp.server 8000, llama-server 8080, Jan 1337, KoboldCpp 5001).
+DEFAULT_SERVE_PORT = 7453
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 # name -> sampling values; "Custom" is whatever does not match a preset.
@@ -60,6 +63,8 @@ class Settings:
     active_model: str = ""              # a GGUF path, or "remote:<server name>"
     remote_servers: list[RemoteServer] = field(default_factory=list)
     welcome_done: bool = False          # the "New here?" banner was dismissed, or a first chat happened
+    serve_on: bool = False              # the window serves its model on localhost (API for other programs)
+    serve_port: int = DEFAULT_SERVE_PORT
 
     # conversions ------------------------------------------------------------
     def generation_params(self):
@@ -153,6 +158,7 @@ _RANGES = {
     "max_tokens": (1, 131072, True, "Max reply tokens must be a whole number from 1 to 131,072."),
     "n_ctx": (256, 1048576, True, "Context size must be a whole number from 256 to 1,048,576 tokens."),
     "threads": (0, 1024, True, "Threads must be 0 (automatic) or a whole number up to 1024."),
+    "serve_port": (0, 65535, True, "The port must be a whole number from 1 to 65535 (0: any free port)."),
 }
 
 
@@ -182,8 +188,8 @@ def validate_field(name: str, value: Any) -> Optional[str]:
         if value and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
             return "The models folder path points at a file, not a folder."
         return None
-    if name == "welcome_done":
-        return None if isinstance(value, bool) else "welcome_done must be true or false."
+    if name in ("welcome_done", "serve_on"):
+        return None if isinstance(value, bool) else f"{name} must be true or false."
     if name in ("system_prompt", "active_model"):
         return None if isinstance(value, str) else f"{name} must be text."
     return None

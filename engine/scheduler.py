@@ -61,7 +61,7 @@ class QueueFull(EngineError):
     """Too many requests are waiting already."""
 
 
-@dataclass
+@dataclass(eq=False)      # compared and hashed by identity: each is one reply
 class GenerationRequest:
     """One reply to generate: a conversation (chat template) or a raw prompt."""
 
@@ -194,9 +194,15 @@ class BatchScheduler:
         """Generate ``req`` to its end right here (the caller owns the model's thread)."""
         self._queue.append(req)
         while self._queue or any(s.busy for s in self.slots):
-            self._admit()
-            if any(s.busy for s in self.slots):
-                self._step()
+            try:
+                self._admit()
+                if any(s.busy for s in self.slots):
+                    self._step()
+            except Exception as exc:  # the reply fails; the caller's thread goes on
+                log.exception("scheduler step failed")
+                for s in self.slots:
+                    if s.busy:
+                        self._fail(s, exc)
 
     # --- the loop ---------------------------------------------------------------
     def _loop(self) -> None:

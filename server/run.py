@@ -17,9 +17,9 @@ from typing import Callable, Optional
 import uvicorn
 
 from common.errors import UserError
+from common.settings import DEFAULT_SERVE_PORT
 
-DEFAULT_PORT = 7453   # none of GPT4All 4891, LM Studio 1234, Ollama 11434, llama_cpp.server 8000,
-#                       llama-server 8080, Jan 1337, KoboldCpp 5001, text-generation-webui 5000/7860
+DEFAULT_PORT = DEFAULT_SERVE_PORT   # 7453: none of the peers' ports (common.settings says which)
 
 
 class ServerConfigError(UserError):
