@@ -1,0 +1,74 @@
+"""Write the picture of the window serving its model: a chat in the window while the
+openai client asks the same model through "Serving on localhost:7453 · N requests".
+
+    xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python docs/screenshots/make_serve_screenshot.py
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    import openai
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication(sys.argv[:1])
+    os.environ["LLAMADESK_HOME"] = tempfile.mkdtemp(prefix="llamadesk-shots-")
+    from app.main_window import MainWindow
+    from common.settings import Settings, save_settings
+    from engine.types import GenerationParams
+    from models.bundled import bundled_model_path
+
+    def wait(predicate, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError("gave up waiting")
+            app.processEvents()
+            time.sleep(0.02)
+        for _ in range(20):
+            app.processEvents()
+
+    save_settings(Settings(welcome_done=True, serve_on=True, threads=1))
+    w = MainWindow(str(bundled_model_path()), n_ctx=2048)
+    w.resize(980, 620)
+    w.show()
+    wait(lambda: w.model_ready and w.server_switch.serving)
+    w.params = w.session.params = GenerationParams(max_tokens=48, temperature=0.0, seed=1)
+    url = f"http://127.0.0.1:{w.server_switch.port}/v1"
+
+    def client():
+        with openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=300) as c:
+            for question in ("Say hello in French.", "Name three colours."):
+                for _ in c.chat.completions.create(model=w.model_info.name, stream=True, max_tokens=24,
+                                                   messages=[{"role": "user", "content": question}]):
+                    pass
+
+    t = threading.Thread(target=client)
+    t.start()
+    done = []
+    w.reply_completed.connect(done.append)
+    w.send("What can a local API server be used for? Answer in two sentences.")
+    wait(lambda: done and not t.is_alive(), 300)
+    t.join()
+    wait(lambda: w.server_switch.requests >= 2, 30)
+    path = OUT / "serve-window.png"
+    w.grab().save(str(path))
+    w.close()
+    for _ in range(20):
+        app.processEvents()
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
