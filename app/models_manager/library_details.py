@@ -14,7 +14,8 @@ SOURCES = {"models": "models folder", "hf-cache": "Hugging Face cache", "folder"
 def list_text(entry) -> str:
     """Two lines for the list: the name, then what it is (or why it is refused)."""
     if entry.problem:
-        return f"✗ {entry.name}\n   refused: not a valid GGUF"
+        what = "not a valid GGUF" if entry.kind == "gguf" else "cannot be converted"
+        return f"✗ {entry.name}\n   refused: {what}"
     if entry.kind == "checkpoint":
         return f"{entry.name}\n   original checkpoint · {format_bytes(entry.size)} · convert it to chat"
     info = entry.info
@@ -65,5 +66,8 @@ def details_html(entry) -> str:
 def warning_text(entry) -> str:
     """What the user must know before chatting with it: a refusal or the metadata warnings."""
     if entry.problem:
-        return f"This file was refused and will not be opened: {entry.problem}"
+        if entry.kind == "checkpoint":
+            return f"This checkpoint was refused and will not be converted: {entry.problem}"
+        what = "model" if len(entry.files) > 1 else "file"
+        return f"This {what} was refused and will not be opened: {entry.problem}"
     return "\n".join(entry.warnings)
