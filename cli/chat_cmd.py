@@ -176,7 +176,7 @@ class _Prompt:
 def run(args: argparse.Namespace) -> int:
     from common.task import TaskHandle
     from engine.backend import EngineError
-    from engine.types import ChatMessage, GenerationParams
+    from engine.types import ChatMessage, GenerationParams, length_note
 
     try:
         backend = make_backend(args)
@@ -230,6 +230,11 @@ def run(args: argparse.Namespace) -> int:
             if backend.last_stats is not None and backend.last_stats.dropped:
                 print(f"[{len(backend.last_stats.dropped)} older messages no longer fit the context "
                       "window and were left out]", file=sys.stderr)
+            if backend.last_stats is not None and backend.last_stats.stop_reason == "length":
+                stats = backend.last_stats   # the reply ends mid-sentence: say why
+                print(f"[{length_note(stats.limited_by, stats.length_limit)}"
+                      + (" --max-tokens allows more.]" if stats.limited_by == "max_tokens" else "]"),
+                      file=sys.stderr)
             if args.stats and backend.last_stats is not None:
                 print_stats(backend.last_stats, args.stats)
             if not interactive:

@@ -72,3 +72,15 @@ def test_a_reply_that_fills_the_window_says_so(smollm2_path):
         backend.unload()
     assert length_note("context", 200) == "Reply filled the model's context window."
     assert length_note("max_tokens", 1024) == "Reply reached the length limit (1,024 tokens)."
+
+
+def test_the_cli_says_when_a_reply_hit_the_length_limit(smollm2_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    r = subprocess.run([sys.executable, "main.py", "chat", "--model", str(smollm2_path), "--prompt", STORY[1].content,
+                        "--max-tokens", "9", "--temperature", "0", "--threads", "1", "--n-ctx", "512"],
+                       cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "[Reply reached the length limit (9 tokens). --max-tokens allows more.]" in r.stderr
