@@ -24,6 +24,15 @@ class MessageTooLongError(EngineError):
             f"context size (n_ctx).")
 
 
+class ReplyTooLongError(MessageTooLongError):
+    """The reply being continued already fills the window: there is no room to go on."""
+
+    def __init__(self, needed: int, n_ctx: int, reserve: int):
+        super().__init__(needed, n_ctx, reserve)
+        self.args = (f"The reply already fills the context window ({n_ctx:,} tokens), so there is "
+                     f"no room to continue it. Raise the context size (n_ctx) to go on.",)
+
+
 class Backend(Protocol):
     """A loaded model that turns a conversation into streamed text.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
-from engine.backend import MessageTooLongError
+from engine.backend import MessageTooLongError, ReplyTooLongError
 from engine.types import ChatMessage, FitResult
 
 PER_MESSAGE_OVERHEAD = 8  # template tokens around one message, for the first guess only
@@ -59,6 +59,8 @@ def fit_history(messages: Sequence[ChatMessage], *, n_ctx: int, reserve: int,
         if used <= budget:
             break
         if first >= len(turns):
+            if messages and messages[-1].role == "assistant":   # a reply being continued
+                raise ReplyTooLongError(used, n_ctx, reserve)
             raise MessageTooLongError(used, n_ctx, reserve)
         # Jump over as many turns as the excess suggests, then measure exactly again.
         excess = used - budget

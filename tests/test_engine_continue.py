@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.task import TaskHandle
+from engine.backend import ReplyTooLongError
 from engine.llama_backend import LlamaCppBackend
 from engine.types import ChatMessage, GenerationParams, length_note
 
@@ -64,10 +65,13 @@ def test_a_reply_that_fills_the_window_says_so(smollm2_path):
     backend = LlamaCppBackend(smollm2_path, n_ctx=256, n_threads=1)
     backend.load()
     try:
-        list(backend.stream_chat(STORY, greedy(1000), TaskHandle()))
+        reply = "".join(backend.stream_chat(STORY, greedy(1000), TaskHandle()))
         stats = backend.last_stats
         assert (stats.stop_reason, stats.limited_by) == ("length", "context")
         assert stats.length_limit == 256 - stats.prompt_tokens == stats.gen_tokens
+        # with no older turn to let go, there is no room to continue: said as such
+        with pytest.raises(ReplyTooLongError, match="no room to continue it"):
+            list(backend.stream_chat(STORY + [ChatMessage("assistant", reply)], greedy(1000)))
     finally:
         backend.unload()
     assert length_note("context", 200) == "Reply filled the model's context window."
