@@ -59,5 +59,5 @@ def conversation_to_open(store):
     convs = store.list()
     if any(c.id == last for c in convs):
         return last
-    recent = max(convs, key=lambda c: c.updated, default=None)
+    recent = max(convs, key=lambda c: c.updated or 0.0, default=None)   # a damaged row may lack one
     return recent.id if recent is not None else None
