@@ -153,6 +153,8 @@ def test_a_malformed_json_file_in_the_hf_cache_is_named_and_the_scan_goes_on(tin
     assert entries["org/good"].usable and entries["org/good"].kind == "checkpoint"
     assert not entries["org/bad"].usable and words in entries["org/bad"].problem
     assert len(problems) == 1 and words in problems[0]
+    if name != "config.json" or not text.startswith("{"):
+        return   # the command is run once, for the first case
     out = subprocess.run([sys.executable, "main.py", "models"], cwd=ROOT, capture_output=True, text=True,
                          timeout=120, env=dict(os.environ))
     assert out.returncode == 0 and "Traceback" not in out.stderr
@@ -163,10 +165,12 @@ def test_a_malformed_json_file_in_the_hf_cache_is_named_and_the_scan_goes_on(tin
 
 @pytest.mark.parametrize("text", ["{not json", "[]", '{"folders": "abc", "meta": [], "provenance": 3}',
                                   '{"folders": [1, null, ""], "meta": {"k": 1}}', "[" * 100_000])
-def test_a_malformed_library_index_is_named_kept_aside_and_the_scan_goes_on(smollm2_path, text):
+def test_a_malformed_library_index_is_named_kept_aside_and_the_scan_goes_on(text):
+    from tests.fixtures.hub_server import write_llama3_gguf
+
     folder = data_paths().models.parent / "user-models"
     folder.mkdir(parents=True)
-    shutil.copy(smollm2_path, folder / smollm2_path.name)
+    write_llama3_gguf(folder / "tiny-Q8_0.gguf", tensor_bytes=4096)
     index = data_paths().library_file
     index.parent.mkdir(parents=True, exist_ok=True)
     index.write_text(text)
@@ -177,4 +181,4 @@ def test_a_malformed_library_index_is_named_kept_aside_and_the_scan_goes_on(smol
         assert index.with_name(index.name + ".bad").read_text() == text   # kept, never deleted
     library.add_folder(folder)
     (entry,) = library.scan()
-    assert entry.usable and entry.name == smollm2_path.name
+    assert entry.usable and entry.name == "tiny-Q8_0.gguf"
