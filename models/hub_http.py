@@ -14,8 +14,8 @@ huggingface_hub a client whose transport
   ``HubUnreachable`` at once: not an httpx network error, so huggingface_hub does not
   retry it. A refused connection or an unknown host name does not heal in seconds.
 
-Retries for what does heal (5xx, 429, a dropped read) stay huggingface_hub's, and its
-log lines stay off the terminal (its logger is set to errors only).
+Retries for what does heal (5xx, 429, a dropped read) stay huggingface_hub's; its log
+lines (one per retry) go to LlamaDesk's log file with everything else, not to the terminal.
 """
 from __future__ import annotations
 
@@ -75,6 +75,17 @@ def _client_factory():
                          transport=_transport_class()())
 
 
+def _route_log() -> None:
+    """huggingface_hub prints its log on stderr through its own handler: drop that handler,
+    so its records reach the root logger's (the log file) and nothing else."""
+    hf_log = logging.getLogger("huggingface_hub")
+    for handler in list(hf_log.handlers):
+        if type(handler) is logging.StreamHandler:
+            hf_log.removeHandler(handler)
+    hf_log.addHandler(logging.NullHandler())   # never Python's last-resort printing either
+    hf_log.propagate = True
+
+
 def install() -> None:
     """Make huggingface_hub fail fast and quietly when the Hub cannot be reached."""
     global _installed
@@ -85,6 +96,6 @@ def install() -> None:
             return
         from huggingface_hub import set_client_factory
 
-        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+        _route_log()
         set_client_factory(_client_factory)
         _installed = True

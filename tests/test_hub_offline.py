@@ -6,6 +6,7 @@ counted (through ``socket.create_connection``, which httpx's transport calls).
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -113,3 +114,19 @@ def test_window_search_and_catalog_download_say_so(qtbot, no_hub, attempts):
     qtbot.waitUntil(lambda: catalog.download_button.isEnabled(), timeout=10000)
     assert catalog.status.text() == unreachable(no_hub)
     assert len(attempts) == 3
+
+
+def test_hub_client_log_goes_to_the_log_file_not_the_terminal(capfd):
+    """huggingface_hub logs each retry it makes (5xx, 429, a dropped read) as a warning."""
+    from huggingface_hub.utils import logging as hf_logging
+
+    from common.logs import setup_logging
+    from models import hub_http
+
+    log_file = setup_logging()
+    hub_http.install()
+    hf_logging.get_logger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    assert capfd.readouterr().err == ""
+    assert "Retrying in 1s [Retry 1/5]." in log_file.read_text(encoding="utf-8")
