@@ -1,4 +1,4 @@
-"""Builds llama.cpp's own llama-bench (and llama-server) from the source vendored in the
+"""Builds llama.cpp's own llama-bench (and llama-server, llama-perplexity) from the source vendored in the
 llama-cpp-python sdist.
 
 The binary is cached under bench/.cache (git-ignored). Same llama.cpp version as the
@@ -34,6 +34,11 @@ def llama_bench_path(kind: str = "cpu") -> Path:
 def llama_server_path(kind: str = "cpu") -> Path:
     """llama.cpp's own HTTP server, for bench/server.py (same build folder as llama-bench)."""
     return _llama_tool("llama-server", kind)
+
+
+def llama_perplexity_path(kind: str = "cpu") -> Path:
+    """llama.cpp's perplexity / KL-divergence tool, for bench/quality.py (only that target is built)."""
+    return _llama_tool("llama-perplexity", kind)
 
 
 def _llama_tool(target: str, kind: str) -> Path:

@@ -6,7 +6,7 @@ import sys
 import time
 
 TYPES = ("q4_k_m", "q4_k_s", "q4_0", "q5_k_m", "q6_k", "q8_0", "f16", "bf16", "f32")
-STAGES = {"convert": "converting", "quantize": "quantizing", "verify": "verifying"}
+STAGES = {"convert": "converting", "quantize": "quantizing", "verify": "verifying", "measure": "measuring"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

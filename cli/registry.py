@@ -22,6 +22,8 @@ COMMANDS: list[Command] = [
     Command("paths", "cli.paths_cmd", "show where models, chats, settings and logs live"),
     Command("chats", "cli.chats_cmd", "list, search, export and import conversations"),
     Command("convert", "cli.convert_cmd", "convert a Hugging Face Llama 3 checkpoint into a verified (4-bit) GGUF"),
+    Command("quality", "cli.quality_cmd", "measure how closely a (quantized) GGUF follows the original: KL divergence, "
+                                          "same top token, perplexity"),
     Command("search", "cli.search_cmd", "search the Hugging Face Hub for models, or list a repo's files"),
     Command("download", "cli.download_cmd", "download a model from the Hub (resumable, verified)"),
     Command("models", "cli.models_cmd", "list the models on this computer"),

@@ -1,7 +1,8 @@
 """One call from a Hugging Face Llama 3 folder to a verified GGUF.
 
 convert (stream to F32/F16/BF16) -> quantize through llama.cpp (for 4-8 bit types)
--> verify -> rename into place. Everything is written under temporary names in the
+-> verify -> measure (optional: the caller's ``measure`` compares the quantized file with
+the F16/BF16 intermediate before that is removed) -> rename into place. Everything is written under temporary names in the
 output folder and renamed only once complete and verified; on error or cancel no
 output is left behind.
 """
@@ -11,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from common.task import TaskHandle
 from converters.checkpoint import Checkpoint, open_checkpoint
@@ -40,6 +41,8 @@ class ConversionResult:
     verify_seconds: float
     total_seconds: float
     intermediate_path: Optional[Path] = None
+    quality: Optional[object] = None       # what ``measure`` returned (engine.quality.QualityReport)
+    measure_seconds: float = 0.0
 
 
 def _check_qtype(qtype: str) -> str:
@@ -90,12 +93,17 @@ def _remove(*paths: Optional[Path]) -> None:
 def convert_checkpoint(src_dir, out_path, qtype: str = DEFAULT_QUANT_TYPE, *,
                        keep_intermediate: bool = False, threads: Optional[int] = None,
                        handle: Optional[TaskHandle] = None, replace: bool = True,
-                       make_folder: bool = True) -> ConversionResult:
+                       make_folder: bool = True, measure: Optional[Callable] = None) -> ConversionResult:
     """Convert ``src_dir`` to a verified GGUF at ``out_path``; see the package docstring.
 
     ``out_path`` must end in ``.gguf``. ``replace`` False refuses an existing file
     (``OutputExists``; with True the old file stays until the new one is verified);
-    ``make_folder`` False refuses a missing output folder instead of creating it."""
+    ``make_folder`` False refuses a missing output folder instead of creating it.
+
+    ``measure(base, other, *, base_name, other_name, handle)``, when given and the output is
+    quantized, runs after verification on the intermediate and the quantized file (this
+    package does not evaluate models itself: ``engine.quality.measure_quality`` fits); its
+    result is ``ConversionResult.quality``. A cancel during it cancels the conversion."""
     handle = handle or TaskHandle()
     qtype = _check_qtype(qtype)
     out = Path(out_path).expanduser().absolute()
@@ -118,7 +126,8 @@ def convert_checkpoint(src_dir, out_path, qtype: str = DEFAULT_QUANT_TYPE, *,
     kept_mid = out.with_name(f"{out.stem}.{first_dtype.lower()}.gguf") if quantized and keep_intermediate else None
     if kept_mid is not None and kept_mid.exists() and not replace:
         raise OutputExists(kept_mid)
-    convert_s = quantize_s = 0.0
+    convert_s = quantize_s = measure_s = 0.0
+    quality = None
     try:
         handle.restart_clock()
         write_gguf(ckpt, tok, plan, tmp_mid or tmp_out, first_dtype, handle, threads=threads)
@@ -128,8 +137,6 @@ def convert_checkpoint(src_dir, out_path, qtype: str = DEFAULT_QUANT_TYPE, *,
             t1 = time.perf_counter()
             quantize_gguf(tmp_mid, tmp_out, qtype, threads=threads, handle=handle)
             quantize_s = time.perf_counter() - t1
-            if not keep_intermediate:
-                _remove(tmp_mid)
         handle.check()
         handle.progress(0, 1, message="verifying", stage="verify")
         t2 = time.perf_counter()
@@ -140,6 +147,15 @@ def convert_checkpoint(src_dir, out_path, qtype: str = DEFAULT_QUANT_TYPE, *,
             raise ConversionError(f"The converted file failed verification ({bad.name}: {bad.detail}), "
                                   f"so it was not kept.")
         handle.check()
+        if quantized and measure is not None:
+            t3 = time.perf_counter()
+            handle.restart_clock()
+            quality = measure(tmp_mid, tmp_out, base_name=f"{out.stem} ({first_dtype} intermediate)",
+                              other_name=out.name, handle=handle)
+            measure_s = time.perf_counter() - t3
+        if quantized and not keep_intermediate:
+            _remove(tmp_mid)
+        handle.check()
         os.replace(tmp_out, out)
         if kept_mid is not None:
             os.replace(tmp_mid, kept_mid)
@@ -149,4 +165,4 @@ def convert_checkpoint(src_dir, out_path, qtype: str = DEFAULT_QUANT_TYPE, *,
         raise
     report.path = out
     return ConversionResult(out, qtype, report, out.stat().st_size, convert_s, quantize_s, verify_s,
-                            time.perf_counter() - t0, kept_mid)
+                            time.perf_counter() - t0, kept_mid, quality, measure_s)

@@ -45,6 +45,19 @@ def cpu_flash_attn_default() -> bool:
     return False
 
 
+def tokenize_with(vocab, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
+    """Token ids of ``text`` in a llama.cpp vocabulary (``llama_model_get_vocab``)."""
+    data = text.encode("utf-8")
+    cap = len(data) + 16
+    buf = (C.llama_token * cap)()
+    n = C.llama_tokenize(vocab, data, len(data), buf, cap, add_special, parse_special)
+    if n < 0:
+        cap = -n
+        buf = (C.llama_token * cap)()
+        n = C.llama_tokenize(vocab, data, len(data), buf, cap, add_special, parse_special)
+    return list(buf[:n])
+
+
 class LlamaRuntime:
     """One loaded model and its context: tokenize, decode, sample, edit the KV cache."""
 
@@ -110,15 +123,7 @@ class LlamaRuntime:
 
     # --- vocabulary --------------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
-        data = text.encode("utf-8")
-        cap = len(data) + 16
-        buf = (C.llama_token * cap)()
-        n = C.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
-        if n < 0:
-            cap = -n
-            buf = (C.llama_token * cap)()
-            n = C.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
-        return list(buf[:n])
+        return tokenize_with(self.vocab, text, add_special=add_special, parse_special=parse_special)
 
     def piece(self, token: int, special: bool = False) -> bytes:
         n = C.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, special)
@@ -185,6 +190,51 @@ class LlamaRuntime:
             if handle is not None:
                 C.llama_set_abort_callback(self.ctx, self._no_abort, None)
         return done
+
+    def decode_outputs(self, tokens: Sequence[int], first_output: int,
+                       handle: Optional[TaskHandle] = None) -> np.ndarray:
+        """Evaluate ``tokens`` at positions 0.. of sequence 0 on a cleared cache; return the
+        logits of positions ``first_output``.. as an array (n_outputs, n_vocab) float32.
+
+        For scoring a text (perplexity, KL divergence): only the asked-for rows are
+        computed and copied. Interruptible like ``decode``.
+        """
+        self.kv_clear()
+        n_out = max(0, len(tokens) - first_output)
+        out = np.empty((n_out, self.n_vocab), dtype=np.float32)
+        b = self._batch
+        done = filled = 0
+        if handle is not None:
+            C.llama_set_abort_callback(self.ctx, self._make_abort(handle), None)
+        try:
+            while done < len(tokens):
+                if handle is not None:
+                    handle.check()
+                chunk = tokens[done:done + self.n_batch]
+                n = len(chunk)
+                wanted = 0
+                for i, tok in enumerate(chunk):
+                    b.token[i] = tok
+                    b.pos[i] = done + i
+                    b.n_seq_id[i] = 1
+                    b.seq_id[i][0] = 0
+                    b.logits[i] = 1 if done + i >= first_output else 0
+                    wanted += done + i >= first_output
+                b.n_tokens = n
+                rc = C.llama_decode(self.ctx, b)
+                if rc == 2:
+                    raise Cancelled()
+                if rc != 0:
+                    raise RuntimeError(f"llama_decode failed ({rc})")
+                if wanted:
+                    ptr = C.llama_get_logits(self.ctx)
+                    out[filled:filled + wanted] = np.ctypeslib.as_array(ptr, shape=(wanted, self.n_vocab))
+                    filled += wanted
+                done += n
+        finally:
+            if handle is not None:
+                C.llama_set_abort_callback(self.ctx, self._no_abort, None)
+        return out
 
     def _make_abort(self, handle: TaskHandle):
         # Checked by llama.cpp between graph nodes; only installed for prompt batches,

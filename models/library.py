@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -57,6 +58,17 @@ class LibraryEntry:
     @property
     def usable(self) -> bool:
         return self.problem is None
+
+    @property
+    def quality(self) -> Optional[dict]:
+        """The stored quality measurement (``record_quality``), if it is of the file as it is now."""
+        q = (self.provenance or {}).get("quality")
+        if not isinstance(q, dict) or self.kind != "gguf":
+            return None
+        try:
+            return q if q.get("stamp") == _stamp([Path(self.files[0] if self.files else self.path)])[0] else None
+        except OSError:
+            return None
 
 
 # --- the index file ------------------------------------------------------------
@@ -151,7 +163,22 @@ def record_provenance(path, *, origin: str, repo_id: Optional[str] = None, revis
     """Remember where a model came from: origin is 'downloaded', 'converted' or 'imported'."""
     rec = {"origin": origin, "repo": repo_id, "revision": revision, "quant": quant, **extra}
     key = str(Path(path).resolve())
-    _update_index(lambda d: d["provenance"].__setitem__(key, {k: v for k, v in rec.items() if v is not None}))
+
+    def put(d):
+        quality = d["provenance"].get(key, {}).get("quality")
+        d["provenance"][key] = {k: v for k, v in rec.items() if v is not None}
+        if quality is not None:   # kept; its stamp says whether it is still of this file
+            d["provenance"][key]["quality"] = quality
+    _update_index(put)
+
+
+def record_quality(path, quality: dict) -> None:
+    """Store a quality measurement (``engine.quality.QualityReport.to_dict()``) with the file,
+    stamped with its size and modification time: a file changed since reads as unmeasured."""
+    p = Path(path)
+    rec = {**quality, "stamp": _stamp([p])[0], "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    key = str(p.resolve())
+    _update_index(lambda d: d["provenance"].setdefault(key, {}).__setitem__("quality", rec))
 
 
 # --- finding models ------------------------------------------------------------
