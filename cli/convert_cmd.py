@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep the F16/BF16 file made before quantizing")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="threads for quantization and verification (default: all cores)")
+    parser.add_argument("--no-measure", action="store_true",
+                        help="skip measuring the quantized file against the F16/BF16 original "
+                             "(KL divergence, same top token, perplexity on a calibration text)")
 
 
 class ProgressBar:
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     handle = TaskHandle(on_progress=bar)
     try:
         result = convert_checkpoint(args.src_dir, args.out, args.qtype, keep_intermediate=args.keep_intermediate,
-                                    threads=args.threads, handle=handle, replace=args.force, make_folder=False)
+                                    threads=args.threads, handle=handle, replace=args.force, make_folder=False,
+                                    measure=_measurer(args))
     except OutputExists as e:
         bar.close()
         print(f"error: {e.path} already exists; add --force to replace it.", file=sys.stderr)
@@ -96,4 +100,29 @@ def run(args: argparse.Namespace) -> int:
           f"{result.quantize_seconds:.1f} s, verify {result.verify_seconds:.1f} s)")
     if result.intermediate_path:
         print(f"kept intermediate {result.intermediate_path}")
+    if result.quality is not None:
+        _report_quality(result)
     return 0 if result.verification.ok else 1
+
+
+def _measurer(args):
+    """The quality measurement for quantized outputs, unless --no-measure."""
+    if getattr(args, "no_measure", False):
+        return None
+    from functools import partial
+
+    from engine.quality import measure_quality
+
+    return partial(measure_quality, threads=args.threads)
+
+
+def _report_quality(result) -> None:
+    from models.library import record_quality
+    from models.quant_quality import describe
+
+    q = result.quality
+    record_quality(result.path, q.to_dict())
+    print(f"quality against the {q.base_quant or 'original'} original ({result.measure_seconds:.1f} s):")
+    for line in q.lines():
+        print(f"  {line}")
+    print(describe(q.to_dict(), q.other_quant))

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--ctx", type=int, default=512, metavar="N",
                         help="tokens per chunk; the second half of each is scored (default 512, as llama-perplexity)")
-    parser.add_argument("--chunks", type=int, default=None, metavar="N", help="evaluate at most N chunks")
+    parser.add_argument("--chunks", type=int, default=10, metavar="N", help="evaluate at most N chunks (default 10)")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="threads (default: physical cores)")
     parser.add_argument("--no-record", action="store_true",
                         help="do not store the result with OTHER in the library's metadata")

@@ -49,6 +49,9 @@ from common.task import TaskHandle
 ROOT = Path(__file__).resolve().parents[1]
 CALIBRATION_TEXT = ROOT / "assets" / "calibration.txt"
 DEFAULT_N_CTX = 512          # llama-perplexity's default context for perplexity and KLD
+# The shipped text makes about 4,700 Llama 3 tokens (9 chunks of 512); a smaller vocabulary
+# splits it into more, and no more than this many chunks are evaluated by default.
+DEFAULT_MAX_CHUNKS = 10
 Z95 = 1.959964
 _ROWS = 16                   # rows of logits per block of arithmetic (16 x 128256 floats = 8 MB)
 
@@ -120,7 +123,8 @@ def estimate_seconds(parameters: int, text_chars: Optional[int] = None, threads:
     """
     if text_chars is None:
         text_chars = len(read_calibration_text())
-    tokens = max(2 * n_ctx, (text_chars // 4 // n_ctx) * n_ctx)   # ~4 characters per Llama 3 token
+    chunks = min(DEFAULT_MAX_CHUNKS, max(2, text_chars // 4 // n_ctx))   # ~4 characters per Llama 3 token
+    tokens = chunks * n_ctx
     threads = threads or _default_threads()
     per_pass = tokens * 2.0 * max(parameters, 1) / (threads * 15e9)
     return 2 * per_pass + tokens / n_ctx * 1.0 + 2.0
@@ -288,7 +292,7 @@ def _scratch_file(near: Path, scratch_dir: Optional[Path]):
 
 
 def measure_quality(base, other, *, text: Optional[str] = None, text_name: Optional[str] = None,
-                    n_ctx: int = DEFAULT_N_CTX, max_chunks: Optional[int] = None,
+                    n_ctx: int = DEFAULT_N_CTX, max_chunks: Optional[int] = DEFAULT_MAX_CHUNKS,
                     threads: Optional[int] = None, n_gpu_layers: int = 0,
                     handle: Optional[TaskHandle] = None, scratch_dir: Optional[Path] = None,
                     validate: bool = True, base_name: Optional[str] = None,

@@ -30,11 +30,13 @@ def download_and_convert(repo_id: str, qtype: str = "q4_k_m", revision: Optional
                          handle: Optional[TaskHandle] = None,
                          handle_for: Optional[Callable] = None, retry: RetryPolicy = RetryPolicy(),
                          free_space=default_free_space, keep_intermediate: bool = False,
-                         replace: bool = True):
+                         replace: bool = True, measure: Optional[Callable] = None):
     """Returns the converter's result; the snapshot stays in the HF cache for reuse.
-    ``replace`` False refuses to replace an earlier conversion (``OutputExists``)."""
+    ``replace`` False refuses to replace an earlier conversion (``OutputExists``).
+    ``measure`` is the converter's quality measurement (``engine.quality.measure_quality``);
+    its result is stored with the file (``library.record_quality``)."""
     from converters.pipeline import convert_checkpoint
-    from models.library import record_provenance
+    from models.library import record_provenance, record_quality
 
     paths = download_repo(repo_id, CHECKPOINT_FILES, revision, models_dir=models_dir, token=token,
                           retry=retry, free_space=free_space, handle_for=handle_for)
@@ -42,7 +44,9 @@ def download_and_convert(repo_id: str, qtype: str = "q4_k_m", revision: Optional
     out = converted_path(repo_id, qtype, models_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = convert_checkpoint(snapshot, out, qtype, keep_intermediate=keep_intermediate,
-                                handle=handle or TaskHandle(), replace=replace)
+                                handle=handle or TaskHandle(), replace=replace, measure=measure)
     record_provenance(result.path, origin="converted", repo_id=repo_id, revision=snapshot.name,
                       quant=qtype.upper())
+    if result.quality is not None:
+        record_quality(result.path, result.quality.to_dict())
     return result

@@ -94,3 +94,16 @@ def find_reference(entry, entries) -> Optional[object]:
         if q in REFERENCE_QUANTS and REFERENCE_QUANTS.index(q) < best_rank:
             best, best_rank = e, REFERENCE_QUANTS.index(q)
     return best
+
+
+def conversions_of(entries, *, source_path=None, repo_id: Optional[str] = None) -> list:
+    """The library's GGUFs converted from this checkpoint folder or Hub repo, smallest first."""
+    source = str(Path(source_path).expanduser().resolve()) if source_path else None
+    found = []
+    for e in entries:
+        prov = getattr(e, "provenance", None) or {}
+        if getattr(e, "kind", "") != "gguf" or prov.get("origin") != "converted":
+            continue
+        if (source and prov.get("source_path") == source) or (repo_id and prov.get("repo") == repo_id):
+            found.append(e)
+    return sorted(found, key=lambda e: e.size)

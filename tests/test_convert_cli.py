@@ -24,6 +24,7 @@ def test_convert_command_writes_a_verified_file(tiny_llama, tmp_path, capsys):
     assert f"wrote {out}" in captured.out and "Q4_0" in captured.out
     assert "quantizing" in captured.err and "converting" in captured.err  # the progress bar
     assert gguf.GGUFReader(out).fields["general.file_type"].contents() == int(gguf.LlamaFileType.MOSTLY_Q4_0)
+    assert "quality against the BF16 original" in captured.out and "agrees with the original on" in captured.out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.gguf"]
 
 

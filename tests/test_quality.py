@@ -175,3 +175,21 @@ def test_quality_command_refuses_with_a_sentence(tiny_gguf_factory, smollm2_path
     assert "different vocabularies" in err and "Traceback" not in err
     assert main(["quality", str(f16), str(tmp_path / "absent.gguf")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_convert_command_measures_unless_told_not_to(tiny_llama, folder, capsys):
+    from main import main
+    from models import library
+
+    out = folder / "tiny-Q4_0.gguf"
+    assert main(["convert", str(tiny_llama.path), "--out", str(out), "--type", "q4_0", "--threads", "2",
+                 "--no-measure"]) == 0
+    assert "quality against" not in capsys.readouterr().out
+    library.add_folder(folder)
+    assert next(e for e in library.scan() if e.path == out).quality is None
+    out.unlink()
+    assert main(["convert", str(tiny_llama.path), "--out", str(out), "--type", "q4_0", "--threads", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "Mean KLD" in printed and "agrees with the original on" in printed
+    entry = next(e for e in library.scan() if e.path == out)
+    assert entry.quality["other_name"] == out.name and entry.quality["n_ctx"] == 512

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from app.model_choices import models_folder
+from app.models_manager.quality_views import conversions_html, measure_option_text
 from app.threads import run_in_background
 from common.task import TaskHandle, format_bytes, format_eta
 
@@ -62,6 +63,18 @@ class ConvertTab(QWidget):
         self.estimate = QLabel("")
         self.estimate.setObjectName("MutedLabel")
         self.estimate.setWordWrap(True)   # it also says why a folder cannot be converted
+        self.measure = QCheckBox(measure_option_text(None))
+        self.measure.setChecked(True)
+        self.measure.setAccessibleName("Measure quality after quantizing")
+        self.measure.setToolTip("Compares the quantized file with the F16/BF16 original on a calibration text "
+                                "(how often both pick the same next token, KL divergence, perplexity) "
+                                "and keeps the result with the file.")
+        self.made_before = QLabel("")
+        self.made_before.setTextFormat(Qt.RichText)
+        self.made_before.setAccessibleName("Files already made from this checkpoint")
+        self.quality = QLabel("")
+        self.quality.setWordWrap(True)
+        self.quality.setAccessibleName("Measured quality")
         self.convert_button = QPushButton("Convert")
         self.convert_button.setObjectName("PrimaryButton")
         self.cancel_button = QPushButton("Cancel")
@@ -96,6 +109,8 @@ class ConvertTab(QWidget):
         browse.setAccessibleName("Browse for a checkpoint folder")
         form.addRow("Quantization", self.quant)
         form.addRow("", self.estimate)
+        form.addRow("", self.measure)
+        form.addRow("", self.made_before)
         buttons = QHBoxLayout()
         buttons.addWidget(self.convert_button)
         buttons.addWidget(self.cancel_button)
@@ -107,6 +122,7 @@ class ConvertTab(QWidget):
         layout.addWidget(self.message)
         layout.addWidget(self.output_row)
         layout.addWidget(self.verification)
+        layout.addWidget(self.quality)
         layout.addStretch(1)
         self.op = None
         self._repo = ""
@@ -155,8 +171,39 @@ class ConvertTab(QWidget):
             size = f" · about {format_bytes(sizes[key])}" if key in sizes else ""
             self.quant.setItemText(i, self._quant_texts[key] + size)
         q = self.quant.currentData()
+        self._show_measure_option(q, sizes)
         self._show_estimate(f"Output about {format_bytes(sizes[q])}"
                             + (" (recommended)" if q == "q4_k_m" else "") if q in sizes else "")
+
+    def _show_measure_option(self, qtype: str, sizes: dict) -> None:
+        """The measurement applies to quantized outputs; its cost, when the sizes are known."""
+        from converters.quant_types import is_quantized
+        from engine.quality import estimate_seconds
+
+        seconds = estimate_seconds(sizes["f16"] // 2) if "f16" in sizes else None   # F16: 2 bytes a weight
+        self.measure.setText(measure_option_text(seconds))
+        self.measure.setEnabled(is_quantized(qtype))
+
+    def refresh_made_before(self) -> None:
+        """List, side by side, the files the library already has from this checkpoint (worker thread)."""
+        src = self.source.text().strip()
+        repo = None if src else (self._repo or None)
+
+        def find(_h):
+            from models import library
+            from models.quant_quality import conversions_of
+
+            return conversions_of(library.scan(), source_path=src or None, repo_id=repo)
+        (run_in_background(find, "made-before")
+         .on_success(lambda found: self.made_before.setText(conversions_html(found))
+                     if src == self.source.text().strip() else None).start())
+
+    def _measurer(self):
+        if not self.measure.isChecked() or not self.measure.isEnabled():
+            return None
+        from engine.quality import measure_quality
+
+        return measure_quality
 
     def output_path(self) -> Path:
         src = Path(self.source.text().strip())
@@ -200,13 +247,16 @@ class ConvertTab(QWidget):
         from converters.pipeline import convert_checkpoint
 
         src, qtype, out = self.source.text().strip(), self.quant.currentData(), self.output_path()
+        measure = self._measurer()
 
         def job(h):
-            from models.library import record_provenance
+            from models.library import record_provenance, record_quality
 
-            result = convert_checkpoint(src, out, qtype, handle=h)
+            result = convert_checkpoint(src, out, qtype, handle=h, measure=measure)
             record_provenance(result.path, origin="converted", source_path=str(Path(src).resolve()),
                               quant=qtype.upper())
+            if result.quality is not None:
+                record_quality(result.path, result.quality.to_dict())
             return result
 
         self._run(job, f"Converting to {out.name}…")
@@ -228,13 +278,15 @@ class ConvertTab(QWidget):
 
         folder = models_folder(self.settings)
         self._repo = repo_id
+        measure = self._measurer()
 
         def job(h):
             def handle_for(remote):
                 def report(p):
                     h.progress(p.done, p.total, unit="B", message=f"Downloading {remote.filename}")
                 return _SharedCancelHandle(h, report)
-            return download_and_convert(repo_id, qtype, models_dir=folder, handle=h, handle_for=handle_for)
+            return download_and_convert(repo_id, qtype, models_dir=folder, handle=h, handle_for=handle_for,
+                                        measure=measure)
 
         self._run(job, f"Downloading {repo_id}, then converting it to {qtype.upper()}…")
 
@@ -244,6 +296,7 @@ class ConvertTab(QWidget):
         self.progress.setRange(0, 0)
         self.message.setText(text)
         self.verification.setText("")
+        self.quality.setText("")
         self.output_row.hide()
         self.op = (run_in_background(job, "convert")
                    .on_progress(self._on_convert_progress).on_success(self._on_convert_done)
@@ -272,6 +325,13 @@ class ConvertTab(QWidget):
         self._finish(f"Done: {result.path.name} ({format_bytes(result.output_bytes)}, "
                      f"{result.total_seconds:.1f} s).")
         self.verification.setText(verification_html(result.verification))
+        if getattr(result, "quality", None) is not None:
+            from models.quant_quality import describe
+
+            q = result.quality
+            self.quality.setText(f"Quality: {describe(q.to_dict(), q.other_quant)} "
+                                 f"(measured in {q.seconds:.0f} s).")
+        self.refresh_made_before()
         self.output.setText(f"Saved as {result.path}")
         self._output_path = Path(result.path)
         self.output_row.show()

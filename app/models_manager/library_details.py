@@ -22,6 +22,8 @@ def list_text(entry) -> str:
     bits = [info.quant or "GGUF", format_bytes(entry.size)] if info else ["GGUF", format_bytes(entry.size)]
     if info and info.parameters:
         bits.insert(0, f"{format_parameters(info.parameters)} parameters")
+    if entry.kind == "gguf" and entry.quality:
+        bits.append(f"{100 * entry.quality['same_top']:.0f}% same next token as the original")
     if entry.source == "demo":
         bits.append("demo model, ready to chat")
     mark = "⚠ " if entry.warnings else ""
@@ -32,8 +34,11 @@ def _row(label: str, value: str) -> str:
     return f"<tr><td style='padding-right:14px'><b>{escape(label)}</b></td><td>{value}</td></tr>"
 
 
-def details_html(entry) -> str:
-    """The metadata of one library entry as a small HTML table."""
+def details_html(entry, reference=None) -> str:
+    """The metadata of one library entry as a small HTML table; ``reference`` is the library file
+    an unmeasured quantized GGUF could be measured against (``quant_quality.find_reference``)."""
+    from app.models_manager.quality_views import quality_html
+
     rows = []
     info = entry.info
     if entry.kind == "checkpoint":
@@ -50,6 +55,9 @@ def details_html(entry) -> str:
         ]
     else:
         rows.append(_row("Size", format_bytes(entry.size)))
+    quality = quality_html(entry, reference) if info is not None and entry.kind == "gguf" else ""
+    if quality:
+        rows.insert(3, _row("Quality", quality))
     if len(entry.files) > 1 and entry.kind == "gguf":
         rows.append(_row("Files", f"{len(entry.files)} parts"))
     rows.append(_row("Location", f"{escape(str(entry.path))} ({SOURCES.get(entry.source, entry.source)})"))

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QL
 from app.model_choices import models_folder
 from app.models_manager.library_details import details_html, list_text, warning_text
 from app.threads import run_in_background
-from common.task import format_bytes, plural
+from common.task import format_bytes, format_eta, plural
 from models.bundled import NOT_REMOVABLE
 
 
@@ -68,6 +68,10 @@ class LibraryTab(QWidget):
         self.delete_button = QPushButton("Remove…")
         self.delete_button.setObjectName("DangerButton")
         self.delete_button.setAccessibleName("Remove the model and its files")
+        self.measure_button = QPushButton("Measure quality")
+        self.measure_button.setAccessibleName("Measure the model's quality against the original")
+        self.measure_button.hide()
+        self._measure_op = None
         self.import_button = QPushButton("Import GGUF…")
         self.rescan_button = QPushButton("Rescan")
         self.status = QLabel("")
@@ -75,7 +79,7 @@ class LibraryTab(QWidget):
         self.status.setWordWrap(True)
         self.confirm_box = None
         buttons = QHBoxLayout()
-        for b in (self.use_button, self.delete_button):
+        for b in (self.use_button, self.measure_button, self.delete_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         right = QWidget()
@@ -100,6 +104,7 @@ class LibraryTab(QWidget):
         self.list.currentRowChanged.connect(self._on_list_row_changed)
         self.use_button.clicked.connect(self._on_use_clicked)
         self.delete_button.clicked.connect(self._on_delete_clicked)
+        self.measure_button.clicked.connect(self._on_measure_clicked)
         self.import_button.clicked.connect(self._on_import_clicked)
         self.rescan_button.clicked.connect(lambda: self.refresh())
         self._show_entry(None)
@@ -148,11 +153,12 @@ class LibraryTab(QWidget):
         self._show_entry(self.current_entry())
 
     def _show_entry(self, e) -> None:
+        reference = self.reference_for(e)
         if e is None:
             self.details.setText("No model selected.")
             self.warning.hide()
         else:
-            self.details.setText(details_html(e))
+            self.details.setText(details_html(e, reference))
             self.warning.setText(warning_text(e))
             self.warning.setVisible(bool(warning_text(e)))
         usable_gguf = e is not None and e.usable and e.kind == "gguf"
@@ -160,6 +166,45 @@ class LibraryTab(QWidget):
         self.use_button.setText("Convert…" if e is not None and e.kind == "checkpoint" else "Chat with it")
         self.delete_button.setEnabled(e is not None and e.source != "demo")
         self.delete_button.setToolTip(NOT_REMOVABLE if e is not None and e.source == "demo" else "")
+        self.measure_button.setVisible(reference is not None or self._measure_op is not None)
+
+    def reference_for(self, e):
+        """The library file an unmeasured quantized GGUF can be measured against, or None."""
+        from models.quant_quality import find_reference
+
+        if e is None or e.kind != "gguf" or not e.usable or e.quality:
+            return None
+        return find_reference(e, self.entries)
+
+    # measuring quality -------------------------------------------------------------------
+    def _on_measure_clicked(self) -> None:
+        if self._measure_op is not None:
+            self._measure_op.cancel()
+            return
+        e = self.current_entry()
+        reference = self.reference_for(e)
+        if reference is None:
+            return
+        from engine.quality import measure_and_record
+
+        self.measure_button.setText("Cancel measuring")
+        self.say(f"Measuring {e.name} against {reference.name}…")
+        self._measure_op = (
+            run_in_background(lambda h: measure_and_record(reference.path, e.path, handle=h), "measure-quality")
+            .on_progress(lambda p: self.say(f"{p.message} · {format_eta(p.eta_s)} left"))
+            .on_success(lambda report: self._on_measure_finished(e, None))
+            .on_failure(lambda exc: self._on_measure_finished(e, f"Could not measure {e.name}: {exc}"))
+            .on_cancel(lambda: self._on_measure_finished(e, "Measurement cancelled; nothing was changed."))
+            .start())
+
+    def _on_measure_finished(self, entry, problem) -> None:
+        self._measure_op = None
+        self.measure_button.setText("Measure quality")
+        if problem:
+            self.say(problem, error=problem.startswith("Could not"))
+            self._show_entry(self.current_entry())
+        else:
+            self.refresh(select=str(entry.path), message=f"Measured {entry.name}.")
 
     def _on_use_clicked(self) -> None:
         e = self.current_entry()
