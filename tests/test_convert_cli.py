@@ -68,13 +68,16 @@ def test_output_is_progress_and_the_report_only(tiny_llama, tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     err = proc.stderr.splitlines()
-    assert err and all(line.split()[0] in ("converting", "quantizing", "verifying") for line in err), err
+    assert err and all(line.split()[0] in ("converting", "quantizing", "verifying", "measuring") for line in err), err
     n = len(gguf.GGUFReader(out).tensors)
     quantizing = [line for line in err if line.startswith("quantizing")]
     assert f" 0/{n} tensors" in quantizing[0] and f" {n}/{n} tensors" in quantizing[-1]
     report = proc.stdout.splitlines()
-    assert report[0] == "verification:" and report[-1].startswith(f"wrote {out}")
-    assert all(line.startswith("  [") for line in report[1:-1]), report
+    wrote = next(i for i, line in enumerate(report) if line.startswith(f"wrote {out}"))
+    assert report[0] == "verification:" and all(line.startswith("  [") for line in report[1:wrote]), report
+    quality = report[wrote + 1:]          # the measurement against the original
+    assert quality[0].startswith("quality against the BF16 original") and quality[-1].startswith("agrees with")
+    assert all(line.startswith("  ") for line in quality[1:-1]), report
 
 
 def test_out_is_never_replaced_or_invented_silently(tiny_llama, tmp_path, capsys):

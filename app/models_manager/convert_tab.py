@@ -144,7 +144,12 @@ class ConvertTab(QWidget):
         src = self.source.text().strip()
         if not src or not Path(src).is_dir():
             self._show_sizes(src, {})
+            self.made_before.setText("")
+            self._listed_source = None
             return
+        if src != getattr(self, "_listed_source", None):
+            self._listed_source = src
+            self.refresh_made_before()
         if self.sizes and getattr(self, "_sized_source", None) == src:
             self._show_sizes(src, self.sizes)
             return
