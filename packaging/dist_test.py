@@ -309,13 +309,16 @@ def check_window(b: Bundle, screenshot: Path) -> str:
             shown = time.monotonic() - started
             check(proc.poll() is None, f"the window closed: {stderr_text(proc)}")
             x.tool("windowfocus", "--sync", win)
+            geometry = dict(line.split("=", 1) for line in x.tool("getwindowgeometry", "--shell", win).splitlines())
+            width, height = int(geometry["WIDTH"]), int(geometry["HEIGHT"])
 
             def sent():
-                # Enter sends once the model has loaded; before that the text stays in the
-                # box, so each try replaces it (keys typed while the window was still
-                # mapping could be lost) and presses Enter again.
+                # As a person would: click into the message box at the bottom, type, press
+                # Enter. Enter sends once the model has loaded; before that the text stays
+                # in the box, so each try replaces it and presses Enter again.
                 if any(r[0] == "user" for r in chat_rows(db)):
                     return True
+                x.tool("mousemove", "--window", win, str(width // 2), str(height - 100), "click", "1")
                 x.tool("key", "ctrl+a", "BackSpace")
                 x.tool("type", "--delay", "15", WINDOW_MESSAGE)
                 x.tool("key", "Return")
@@ -336,7 +339,7 @@ def check_window(b: Bundle, screenshot: Path) -> str:
 
             reply = wait_for("a finished reply in the chat database", replied, 180, 0.3)
             time.sleep(0.5)   # let the last repaint land before the picture
-            subprocess.run(["import", "-window", "root", str(screenshot)],
+            subprocess.run(["import", "-window", win, str(screenshot)],
                            env={**os.environ, "DISPLAY": x.display}, check=True, timeout=30)
             foreign = foreign_mappings(proc.pid, b.folder) if sys.platform.startswith("linux") else []
             check(not foreign, f"the window uses files from outside the bundle: {foreign[:5]}")
