@@ -71,11 +71,17 @@ $(TEST_STAMP): pyproject.toml $(RUN_STAMP)
 # A self-contained LlamaDesk (PyInstaller, one folder) in dist/, with the demo model and
 # the llama.cpp build chosen above, and an archive of it for people to download.
 # packaging/ holds the recipe; packaging/platforms.py what differs by OS.
-# The bundle's llama.cpp is that build compiled once more without -march=native (into
-# build/, about 4 minutes on 2 cores, then kept), so that it runs on other computers'
-# processors (x86-64: AVX2, FMA and F16C, i.e. 2013's Haswell and later); .venv keeps
-# its native build.
+# .venv's llama.cpp is compiled for this machine's processor (-march=native): a bundle
+# made with it runs on processors with the same instruction set. PORTABLE=1 compiles
+# that build once more without -march=native into build/ (about 4 minutes on 2 idle
+# cores, then kept) and bundles that one, which runs on any x86-64 processor with AVX2,
+# FMA and F16C (Haswell, 2013, and later); make archives for other people that way.
+PORTABLE   ?= 0
 DIST_LLAMA := build/llama-cpp-$(GPU_KIND)
+ifeq ($(PORTABLE),1)
+  DIST_LLAMA_DEP := $(DIST_LLAMA)/.built
+  DIST_LLAMA_ENV := LLAMADESK_LLAMA_CPP_DIR=$(DIST_LLAMA)
+endif
 
 $(DIST_STAMP): pyproject.toml $(RUN_STAMP)
 	$(PIP) install -e ".[dist]"
@@ -88,10 +94,10 @@ $(DIST_LLAMA)/.built: $(LLAMA_STAMP) | $(PY)
 		"llama-cpp-python==$$($(PY) -c 'import importlib.metadata as m; print(m.version("llama-cpp-python"))')"
 	touch $@
 
-dist: $(DIST_STAMP) $(DIST_LLAMA)/.built
+dist: $(DIST_STAMP) $(DIST_LLAMA_DEP)
 	@start=$$(date +%s); \
 	$(PY) packaging/icons.py build/icons && \
-	LLAMADESK_LLAMA_CPP_DIR=$(DIST_LLAMA) $(PY) -m PyInstaller --noconfirm --log-level WARN \
+	$(DIST_LLAMA_ENV) $(PY) -m PyInstaller --noconfirm --log-level WARN \
 		--distpath dist --workpath build/pyinstaller packaging/llamadesk.spec && \
 	$(PY) packaging/make_archive.py dist && \
 	echo "make dist took $$(( $$(date +%s) - start )) s"
