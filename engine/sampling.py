@@ -32,12 +32,14 @@ def build_sampler(params: GenerationParams, n_vocab: int, *, grammar: Optional[s
             C.llama_sampler_free(chain)
             raise ValueError("the grammar could not be parsed")
         add(g)
-    penalize = bool(params.repeat_penalty and params.repeat_penalty != 1.0 and params.repeat_last_n)
+    penalize = bool(params.repeat_last_n and (
+        (params.repeat_penalty and params.repeat_penalty != 1.0)
+        or params.frequency_penalty or params.presence_penalty))
     if params.top_k and params.top_k > 0 and (penalize or params.temperature > 0):
         add(C.llama_sampler_init_top_k(params.top_k))
     if penalize:
-        add(C.llama_sampler_init_penalties(n_vocab, params.repeat_last_n,
-                                           params.repeat_penalty, 0.0, 0.0))
+        add(C.llama_sampler_init_penalties(n_vocab, params.repeat_last_n, params.repeat_penalty or 1.0,
+                                           params.frequency_penalty, params.presence_penalty))
     if params.temperature <= 0:
         add(C.llama_sampler_init_greedy())
         return chain

@@ -20,6 +20,8 @@ class GenerationParams:
     min_p: float = 0.05
     repeat_penalty: float = 1.1
     repeat_last_n: int = 64
+    frequency_penalty: float = 0.0   # OpenAI's: minus this per earlier occurrence (last repeat_last_n)
+    presence_penalty: float = 0.0    # OpenAI's: minus this once a token occurred
     seed: Optional[int] = None
     stop: tuple[str, ...] = ()
 

@@ -57,6 +57,8 @@ def _options(body: dict, state) -> GenerationParams:
     p.min_p = field(opts, "min_p", float, p.min_p, lo=0, hi=1, where=w)
     p.repeat_penalty = field(opts, "repeat_penalty", float, p.repeat_penalty, lo=0, hi=10, where=w)
     p.repeat_last_n = field(opts, "repeat_last_n", int, p.repeat_last_n, lo=0, hi=n_ctx, where=w)
+    p.frequency_penalty = field(opts, "frequency_penalty", float, 0.0, lo=-2, hi=2, where=w)
+    p.presence_penalty = field(opts, "presence_penalty", float, 0.0, lo=-2, hi=2, where=w)
     p.seed = field(opts, "seed", int, None, where=w)
     p.stop = stop_list(opts.get("stop"), "options.stop")
     return p

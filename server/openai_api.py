@@ -49,10 +49,8 @@ def sampling(body: dict, state, *, max_tokens_default: Optional[int]) -> Generat
     base.top_p = field(body, "top_p", float, base.top_p, lo=0, hi=1)
     base.seed = field(body, "seed", int, None)
     base.stop = stop_list(body.get("stop"))
-    freq = field(body, "frequency_penalty", float, 0.0, lo=-2, hi=2)
-    pres = field(body, "presence_penalty", float, 0.0, lo=-2, hi=2)
-    if freq or pres:
-        base.repeat_penalty = 1.0 + max(freq, pres, 0) * 0.1
+    base.frequency_penalty = field(body, "frequency_penalty", float, 0.0, lo=-2, hi=2)
+    base.presence_penalty = field(body, "presence_penalty", float, 0.0, lo=-2, hi=2)
     return base
 
 

@@ -77,6 +77,20 @@ def test_seed_and_stop(client, served):
     assert first_word not in cut and a.startswith(cut)
 
 
+def test_penalties_change_a_repetitive_reply(client, served):
+    kwargs = dict(model=served.model, messages=[{"role": "user", "content": "List ten animals."}], max_tokens=24,
+                  temperature=0)
+    plain = client.chat.completions.create(**kwargs).choices[0].message.content
+    penalized = client.chat.completions.create(frequency_penalty=2.0, presence_penalty=2.0,
+                                               **kwargs).choices[0].message.content
+
+    def repeats(text: str) -> int:
+        words = text.split()
+        return len(words) - len(set(words))
+
+    assert repeats(penalized) < repeats(plain)
+
+
 def test_json_schema_response_is_valid(client, served):
     schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
                                                "age": {"type": "integer"}},

@@ -50,6 +50,7 @@ MALFORMED = [
     ("max_tokens is true", "POST", "/v1/chat/completions", {"json": chat(max_tokens=True)}, 400),
     ("max_tokens over the window", "POST", "/v1/chat/completions", {"json": chat(max_tokens=10**9)}, 400),
     ("max_tokens zero", "POST", "/v1/chat/completions", {"json": chat(max_tokens=0)}, 400),
+    ("presence_penalty out of range", "POST", "/v1/chat/completions", {"json": chat(presence_penalty=5)}, 400),
     ("n = 3", "POST", "/v1/chat/completions", {"json": chat(n=3)}, 400),
     ("stop is a number", "POST", "/v1/chat/completions", {"json": chat(stop=7)}, 400),
     ("stream is a string", "POST", "/v1/chat/completions", {"json": chat(stream="yes")}, 400),
