@@ -167,6 +167,9 @@ async def chat(request):
     stream = field(body, "stream", bool, True)
     params = _options(body, state)
     raw = body.get("messages")
+    if raw is None or raw == []:    # Ollama's way to load a model: it is loaded already
+        return JSONResponse({"model": model, "created_at": _now(), "done": True, "done_reason": "load",
+                             "message": {"role": "assistant", "content": ""}})
     if isinstance(raw, list):
         for i, m in enumerate(raw):
             if isinstance(m, dict) and m.get("images"):

@@ -55,6 +55,13 @@ def test_generate_and_json_format(client, served):
     assert set(json.loads(j.message.content)) == {"name"}
 
 
+def test_load_requests_answer_done(served):
+    for path, body in (("/api/chat", {"model": served.model, "messages": []}),
+                       ("/api/generate", {"model": served.model})):
+        r = httpx.post(served.url + path, json=body, timeout=60)
+        assert r.status_code == 200 and r.json()["done"] is True and r.json()["done_reason"] == "load"
+
+
 def test_errors_in_ollama_shape(client, served):
     with pytest.raises(ollama.ResponseError) as info:
         client.chat(model="llama3:8b", messages=[{"role": "user", "content": "hi"}])
