@@ -40,6 +40,11 @@ leaving a whole, usable cache.
 On the CPU, flash attention is off unless asked for: llama.cpp's CPU kernel is faster
 only for large prompt batches and 2-3x slower for generation at cache depth.
 
+Several replies at once (the local server): ``engine.scheduler.BatchScheduler(backend,
+parallel=N, slot_ctx=...)`` over a backend loaded with ``n_seq_max=N`` and ``n_ctx=N * slot_ctx``
+decodes one llama_batch per step holding every active slot's next token; requests are
+``GenerationRequest``s whose events (start, text, done/error) come back through a callback.
+
 ``engine.remote_backend.RemoteBackend(base_url, api_key=..., model=None, n_ctx=0)`` offers
 the same calls against an OpenAI-compatible server (TLS verified, key never logged).
 """

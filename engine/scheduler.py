@@ -180,7 +180,10 @@ class BatchScheduler:
             req.handle.cancel()
             _emit(req, "error", EngineError("The server is shutting down."))
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=30)
+            if self._thread.is_alive():   # still inside llama.cpp: leave it its batch
+                log.warning("the scheduler did not stop within 30 s")
+                return
             self._thread = None
         self.close()
 
