@@ -426,7 +426,9 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         reload_needed = (settings.n_ctx, settings.gpu_layers, settings.threads) != (
             self.settings.n_ctx, self.settings.gpu_layers, self.settings.threads)
         save_settings(settings)
+        serve_before = (self.settings.serve_on, self.settings.serve_port)
         self.settings = settings
+        self.server_switch.apply_settings(serve_before)
         self.params = settings.generation_params()
         self.session.params = self.params
         self.session.system_prompt = settings.system_prompt

@@ -119,6 +119,15 @@ class ApiRunner(QObject):
         return self._scheduler
 
     @Slot()
+    def apply_settings(self, before: tuple) -> None:
+        """The settings changed (the dialog, which saved them): start, stop, or change port."""
+        settings = self.window.settings
+        if self.serving and (not settings.serve_on or before[1] != settings.serve_port):
+            self.stop()
+        if settings.serve_on and not self.serving:
+            self.start()
+        self._show()
+
     def shutdown(self) -> None:
         if self._scheduler is not None:
             self._scheduler.close()
@@ -184,14 +193,14 @@ class ServerSwitch(QObject):
             sock = bind("127.0.0.1", self.window.settings.serve_port, None)
         except ServerConfigError as exc:
             self.window.statusBar().showMessage(str(exc), 10000)
-            self.button.setChecked(False)
+            self._check_button(False)
             return False
         self.port = sock.getsockname()[1]
         self.requests = 0
         state = ApiState(self.service, on_request=self.request_counted.emit)
         self.server = Server(build_app(state), sock, on_stop=self.service.cancel_all)
         self.server.start()
-        self.button.setChecked(True)
+        self._check_button(True)
         self._show()
         self.serving_changed.emit(True)
         return True
@@ -201,9 +210,18 @@ class ServerSwitch(QObject):
             return
         server, self.server = self.server, None
         server.stop()
-        self.button.setChecked(False)
+        self._check_button(False)
         self._show()
         self.serving_changed.emit(False)
+
+    def apply_settings(self, before: tuple) -> None:
+        """The settings changed (the dialog, which saved them): start, stop, or change port."""
+        settings = self.window.settings
+        if self.serving and (not settings.serve_on or before[1] != settings.serve_port):
+            self.stop()
+        if settings.serve_on and not self.serving:
+            self.start()
+        self._show()
 
     def shutdown(self) -> None:
         """Before the window closes: stop serving, free the runner's batch on its thread."""
@@ -211,6 +229,12 @@ class ServerSwitch(QObject):
         self._shutdown_requested.emit()
 
     # --- what the button says ----------------------------------------------------------
+    def _check_button(self, on: bool) -> None:
+        """Show the state without it counting as a click (a click saves the setting)."""
+        self.button.blockSignals(True)
+        self.button.setChecked(on)
+        self.button.blockSignals(False)
+
     def _show(self) -> None:
         port = self.port if self.serving else self.window.settings.serve_port
         if self.serving:

@@ -80,3 +80,22 @@ def test_window_chat_and_api_requests_share_the_model(qtbot, make_window):
     assert send_and_wait(qtbot, w, "And a vegetable?") in ("eog", "length")
     w.close()   # closing while serving stops the server
     assert not w.server_switch.serving
+
+
+def test_settings_dialog_turns_serving_on_and_off(qtbot, make_window):
+    w = make_window(n_ctx=1024)
+    _set_port_any(w)
+    dialog = w.open_settings()
+    assert dialog.serve_on.isChecked() is False and dialog.serve_port.value() == 0
+    dialog.serve_on.setChecked(True)
+    w.apply_settings(dialog.current())
+    dialog.close()
+    assert w.server_switch.serving and w.server_switch.button.isChecked()
+    assert load_settings().serve_on is True
+    r = httpx.get(f"http://127.0.0.1:{w.server_switch.port}/api/tags", timeout=30)
+    assert r.json()["models"][0]["name"] == w.model_info.name
+    from dataclasses import replace
+
+    w.apply_settings(replace(w.settings, serve_on=False))
+    assert not w.server_switch.serving and not w.server_switch.button.isChecked()
+    assert load_settings().serve_on is False

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
                                QRadioButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
@@ -110,6 +110,16 @@ class SettingsDialog(QDialog):
         form.addRow("", _wrap(gpu_row))
         form.addRow("Threads", self.threads)
         form.addRow("Models folder", self.models_dir)
+        self.serve_on = QCheckBox("Serve the loaded model to other programs on this computer")
+        self.serve_on.setChecked(s.serve_on)
+        self.serve_port = self._int(s.serve_port, 0, 65535, "Local API port")
+        self.serve_port.setGroupSeparatorShown(False)
+        self.serve_port.setSpecialValueText("any free port")
+        serve_row = QHBoxLayout()
+        serve_row.addWidget(self.serve_on)
+        serve_row.addWidget(QLabel("port"))
+        serve_row.addWidget(self.serve_port)
+        form.addRow("Local API", _wrap(serve_row))
         return w
 
     def _look_tab(self, s: Settings) -> QWidget:
@@ -166,6 +176,7 @@ class SettingsDialog(QDialog):
             seed=seed, n_ctx=self.n_ctx.value(),
             gpu_layers="auto" if self.gpu_auto.isChecked() else str(self.gpu_layers.value()),
             threads=self.threads.value(), models_dir=self.models_dir.text().strip(),
+            serve_on=self.serve_on.isChecked(), serve_port=self.serve_port.value(),
             theme=self.theme.currentData(), remote_servers=self.servers.servers())
 
     def problems(self) -> dict[str, str]:
