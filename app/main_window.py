@@ -353,19 +353,11 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
     def _on_count_timer_timeout(self) -> None:
         if not self.model_ready:
             return
-        messages = self.session.engine_messages(self._path_before_edit())
+        # while a message is edited, the draft takes its place and what followed it
+        messages = self.session.engine_messages(self.session.path_before(self._editing_id))
         n_ctx = self.model_info.n_ctx if self.model_info else self.settings.n_ctx
         self._count_requested.emit(messages, self.composer.toPlainText(),
                                    reply_reserve(self.params.max_tokens, n_ctx))
-
-    def _path_before_edit(self) -> Optional[list]:
-        """While a message is edited, the path the edit will answer (the draft replaces the
-        message and what followed it); otherwise None, the whole active path."""
-        if self._editing_id is None or self.session.conversation_id is None:
-            return None
-        path = self.store.active_path(self.session.conversation_id)
-        ids = [m.id for m in path]
-        return path[:ids.index(self._editing_id)] if self._editing_id in ids else None
 
     def _on_context_counted(self, report) -> None:
         self.context_meter.show_report(report.used, report.n_ctx, report.dropped)

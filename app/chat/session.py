@@ -96,6 +96,14 @@ class ChatSession(QObject):
         out += [ChatMessage(m.role, m.content) for m in path if m.content or m.role == "user"]
         return out
 
+    def path_before(self, msg_id: Optional[int]) -> Optional[list]:
+        """The active path up to (not including) ``msg_id``; None when it is not on it."""
+        if msg_id is None or self.conversation_id is None:
+            return None
+        path = self.store.active_path(self.conversation_id)
+        ids = [m.id for m in path]
+        return path[:ids.index(msg_id)] if msg_id in ids else None
+
     # generating ---------------------------------------------------------
     @property
     def generating(self) -> bool:
