@@ -115,6 +115,13 @@ def llama_package_dir() -> Path:
     return Path(spec.origin).parent.parent
 
 
+def llama_pathex() -> list[str]:
+    """Where the spec looks for ``llama_cpp`` before the environment's own packages."""
+    import os
+
+    return [str(llama_package_dir())] if os.environ.get("LLAMADESK_LLAMA_CPP_DIR") else []
+
+
 def llama_library_binaries(platform_: Platform) -> list[tuple[str, str]]:
     lib = llama_package_dir() / "llama_cpp" / "lib"
     files = sorted(p for p in lib.iterdir() if p.is_file()
