@@ -115,9 +115,9 @@ def compare_tensors(ours: Path, theirs: Path) -> str:
     """How many tensors are byte-identical; the largest difference among the others."""
     import numpy as np
 
-    from converters.gguf_layout import read_layout
+    from common.gguf_header import read_header
 
-    a, b = read_layout(ours), read_layout(theirs)
+    a, b = read_header(ours), read_header(theirs)
     tb = {t.name: t for t in b.tensors}
     same, worst = 0, []
     for t in a.tensors:

@@ -191,14 +191,15 @@ def check_tensor_layout(path: Path) -> Check:
     """Every tensor the llama architecture needs is present, shaped right, and inside the file."""
     import gguf
 
-    from converters.gguf_layout import read_layout
+    from common.gguf_header import GGUFArray, read_header
 
     try:
-        layout = read_layout(path)
+        layout = read_header(path, data=False)
     except (OSError, ValueError) as e:
         return Check("tensors", False, f"the GGUF header cannot be read: {e}")
-    meta = {k: v for k, v in layout.metadata.items() if k.startswith("llama.")}
-    meta["n_vocab"] = layout.metadata.get("tokenizer.ggml.tokens", 0)
+    meta = {k: v for k, v in layout.values.items() if k.startswith("llama.")}
+    tokens = layout.values.get(gguf.Keys.Tokenizer.LIST)
+    meta["n_vocab"] = tokens.count if isinstance(tokens, GGUFArray) else 0
     try:
         expected = _llama_tensor_shapes(meta)
     except KeyError as e:

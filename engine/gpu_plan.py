@@ -119,17 +119,22 @@ _BLOCK = re.compile(r"^blk\.(\d+)\.")
 
 
 def model_sizes_from_gguf(path: Path) -> ModelSizes:
-    from engine.gguf_sizes import read_gguf_layout
+    from gguf.constants import Keys
 
-    meta, tensors = read_gguf_layout(Path(path))
-    arch = meta.get("general.architecture", "llama")
-    g = lambda key, default=0: meta.get(f"{arch}.{key}", default)  # noqa: E731
-    n_layer = int(g("block_count"))
-    n_embd = int(g("embedding_length"))
-    n_head = int(g("attention.head_count", 1)) or 1
-    n_head_kv = int(g("attention.head_count_kv", n_head)) or n_head
-    head_k = int(g("attention.key_length", n_embd // n_head))
-    head_v = int(g("attention.value_length", n_embd // n_head))
+    from common.gguf_header import read_header
+
+    head = read_header(Path(path))
+    meta = head.values
+    arch = head.architecture or "llama"
+    g = lambda key, default=0: meta.get(key.format(arch=arch), default)  # noqa: E731
+    n_layer = int(g(Keys.LLM.BLOCK_COUNT))
+    n_embd = int(g(Keys.LLM.EMBEDDING_LENGTH))
+    n_head = int(g(Keys.Attention.HEAD_COUNT, 1)) or 1
+    n_head_kv = int(g(Keys.Attention.HEAD_COUNT_KV, n_head)) or n_head
+    head_k = int(g(Keys.Attention.KEY_LENGTH, n_embd // n_head))
+    head_v = int(g(Keys.Attention.VALUE_LENGTH, n_embd // n_head))
+    tensors = {t.name: t.nbytes for t in head.tensors}
+    embd_dims = next((t.shape for t in head.tensors if t.name == "token_embd.weight"), (0, 0))
     layer = [0] * n_layer
     output = embd = 0
     for name, nbytes in tensors.items():
@@ -142,6 +147,6 @@ def model_sizes_from_gguf(path: Path) -> ModelSizes:
             output += nbytes
     if "output.weight" not in tensors:  # tied embeddings: llama.cpp duplicates them as the head
         output += tensors.get("token_embd.weight", 0)
-    n_vocab = int(g("vocab_size", 0)) or meta.get("token_embd.dims", (0, 0))[-1]
+    n_vocab = int(g(Keys.LLM.VOCAB_SIZE, 0)) or embd_dims[-1]
     return ModelSizes(n_layer, tuple(layer), output, embd, n_head_kv, head_k, head_v,
-                      int(n_vocab), int(g("context_length", 0)))
+                      int(n_vocab), int(g(Keys.LLM.CONTEXT_LENGTH, 0)))
