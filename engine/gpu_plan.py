@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from engine.gpu import DeviceInfo
+from engine.machine import DeviceInfo
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2

@@ -104,7 +104,7 @@ class LlamaCppBackend:
         return " ".join(parts + self.load_notes)
 
     def load(self, handle: Optional[TaskHandle] = None) -> None:
-        from engine.gpu import detect_device
+        from engine.machine import detect_device
         from engine.gpu_plan import model_sizes_from_gguf, plan_offload
         from engine.llama_runtime import LlamaRuntime, LoadFailed
 

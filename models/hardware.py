@@ -3,14 +3,11 @@
 ``LlamaShape`` holds the numbers in a config.json; ``estimate(shape, qtype)`` walks
 the tensors llama.cpp would have (the same per-tensor type recipe the converter
 uses) to get the file size, then adds the KV cache for a context and llama.cpp's
-compute buffer. ``machine_memory()`` reads this computer's RAM and, where
-``nvidia-smi`` exists, VRAM; ``fit(...)`` turns both into a hint.
+compute buffer. ``fit(estimate, memory)`` compares it with this computer's
+``MachineMemory``, which ``engine.machine.probe_machine().memory()`` measures.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from typing import Optional
 
@@ -96,42 +93,7 @@ def estimate(shape: LlamaShape, qtype: str = "q4_k_m", context: int = 8192, n_ub
 class MachineMemory:
     ram_total: int
     ram_available: Optional[int]
-    vram_total: Optional[int]      # None when no GPU was found
-
-
-def _meminfo() -> tuple[Optional[int], Optional[int]]:
-    try:
-        fields = {}
-        with open("/proc/meminfo") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                fields[k] = int(v.split()[0]) * 1024
-        return fields.get("MemTotal"), fields.get("MemAvailable")
-    except (OSError, ValueError):
-        return None, None
-
-
-def _vram() -> Optional[int]:
-    exe = shutil.which("nvidia-smi")
-    if not exe:
-        return None
-    try:
-        out = subprocess.run([exe, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=5).stdout
-        values = [int(x) for x in out.split() if x.strip().isdigit()]
-        return max(values) * 1024 ** 2 if values else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def machine_memory() -> MachineMemory:
-    total, available = _meminfo()
-    if total is None:
-        try:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):
-            total = 0
-    return MachineMemory(total, available, _vram())
+    vram_total: Optional[int]      # None when llama.cpp has no GPU to offload to
 
 
 def fit(est: Estimate, mem: MachineMemory) -> str:

@@ -1,7 +1,8 @@
 """The GPU offload planner's arithmetic, on synthetic models and devices."""
 from __future__ import annotations
 
-from engine.gpu import DeviceInfo, detect_device
+from engine.machine import DeviceInfo, Machine, detect_device, probe_machine
+from models.hardware import MachineMemory
 from engine.gpu_plan import GIB, ModelSizes, compute_reserve, model_sizes_from_gguf, plan_offload, usage_for
 
 
@@ -73,3 +74,16 @@ def test_sizes_read_from_a_real_gguf(smollm2_path):
     total = sum(sizes.layer_bytes) + sizes.embd_bytes + sizes.output_bytes
     assert 0.95 < total / smollm2_path.stat().st_size < 1.35  # tied head counted twice
     assert detect_device() is not None
+
+
+def test_one_probe_serves_the_planner_and_the_catalog_hint():
+    machine = probe_machine()
+    assert machine.ram_total > 0 and machine.device.kind == detect_device().kind
+    if machine.device.kind == "cpu":   # a CPU-only build: VRAM does not count for the "fits" hint
+        assert machine.gpu is None and machine.memory().vram_total is None
+        assert machine.description.endswith("RAM, no GPU offload")
+    card = Machine(16 * GIB, 12 * GIB, device("NVIDIA GeForce RTX 4090", 24, 23.0))
+    assert card.memory() == MachineMemory(16 * GIB, 12 * GIB, 24 * GIB)
+    assert card.description == "17.2 GB RAM, NVIDIA GeForce RTX 4090 (25.8 GB)"
+    no_info = Machine(16 * GIB, None, None)
+    assert no_info.gpu is None and no_info.memory().vram_total is None

@@ -2,8 +2,8 @@
 
 Each row is a catalog entry (models/catalog.json) with the file size and the memory
 it needs at the chosen quant (computed by models.hardware from its shapes),
-compared with this computer's RAM and, when the engine's GPU detection finds one,
-VRAM. From a row the user downloads a ready GGUF, or the original (gated)
+compared with this computer's RAM and, when llama.cpp can offload to a GPU, its
+VRAM (``engine.machine.probe_machine``). From a row the user downloads a ready GGUF, or the original (gated)
 checkpoint followed by a conversion here.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.threads import run_in_background
+from engine.machine import probe_machine
 from common.task import format_bytes, format_parameters
 
 SUGGESTED_ID = "llama-3.1-8b-instruct"
@@ -23,28 +24,6 @@ CONTEXT = 8192
 COLUMNS = ("Model", "File", "Memory at 8K context", "On this computer")
 FIT_COLORS = {"gpu": "#16a34a", "cpu": "#16a34a", "tight": "#d97706", "no": "#dc2626"}
 FIT_MARKS = {"gpu": "✓", "cpu": "✓", "tight": "!", "no": "✗"}
-
-
-def detect_machine():
-    """This computer's RAM, with VRAM only where the engine can offload to a GPU.
-
-    Returns (MachineMemory, description). Runs off the GUI thread: it may start
-    nvidia-smi and initialise llama.cpp's backends.
-    """
-    from dataclasses import replace
-
-    from engine.gpu import detect_device
-    from models.hardware import machine_memory
-
-    mem = machine_memory()
-    try:
-        device = detect_device()
-    except Exception:  # noqa: BLE001 - no usable GPU information: plan for the CPU
-        device = None
-    if device is None or device.kind == "cpu" or not device.total_bytes:
-        return replace(mem, vram_total=None), f"{format_bytes(mem.ram_total)} RAM, no GPU offload"
-    return (replace(mem, vram_total=device.total_bytes),
-            f"{format_bytes(mem.ram_total)} RAM, {device.name} ({format_bytes(device.total_bytes)})")
 
 
 def _label_for(text: str, buddy: QWidget) -> QLabel:
@@ -142,8 +121,8 @@ class CatalogPanel(QWidget):
         self.convert_button.clicked.connect(self._on_convert_clicked)
         self.files_button.clicked.connect(self._on_files_clicked)
         self.select(SUGGESTED_ID)
-        (run_in_background(lambda _h: detect_machine(), "machine-memory")
-         .on_success(lambda found: self.set_machine(*found))
+        (run_in_background(lambda _h: probe_machine(), "machine-memory")
+         .on_success(lambda machine: self.set_machine(machine.memory(), machine.description))
          .on_failure(lambda exc: self.machine.setText(f"Could not read this computer's memory: {exc}"))
          .start())
 

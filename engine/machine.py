@@ -1,18 +1,25 @@
-"""What the llama.cpp build can offload to, and how much memory the device has free.
+"""The one probe of this machine: RAM, and the GPU the llama.cpp build can offload to.
 
-Asks ggml itself (its backend registry knows the CUDA, Metal or Vulkan device, its
-description and free memory); falls back to ``nvidia-smi`` for a CUDA build whose
-registry cannot be read. CPU-only builds report kind "cpu".
+``detect_device()`` asks ggml itself (its backend registry knows the CUDA, Metal or
+Vulkan device, its description and free memory); falls back to ``nvidia-smi`` for a
+CUDA build whose registry cannot be read. CPU-only builds report kind "cpu".
+``probe_machine()`` adds the RAM: the GPU planner (``engine.gpu_plan``) plans with the
+device, the catalog's "fits" hint (``models.hardware.fit``) compares with
+``Machine.memory()``, where VRAM counts only when the build can offload to it.
 """
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from common.task import format_bytes
+from models.hardware import MachineMemory
 
 _DEV_TYPE_CPU = 0
 
@@ -119,3 +126,55 @@ def detect_device() -> Optional[DeviceInfo]:
         if devices:
             return max(devices, key=lambda d: d.free_bytes)
     return DeviceInfo("cpu", cpu_name())
+
+
+@dataclass(frozen=True)
+class Machine:
+    ram_total: int
+    ram_available: Optional[int]
+    device: Optional[DeviceInfo]   # None when the GPU information could not be read
+
+    @property
+    def gpu(self) -> Optional[DeviceInfo]:
+        """The device llama.cpp can offload to, with its memory; None for the CPU only."""
+        d = self.device
+        return d if d is not None and d.kind != "cpu" and d.total_bytes else None
+
+    def memory(self) -> MachineMemory:
+        return MachineMemory(self.ram_total, self.ram_available,
+                             self.gpu.total_bytes if self.gpu else None)
+
+    @property
+    def description(self) -> str:
+        ram = f"{format_bytes(self.ram_total)} RAM"
+        gpu = self.gpu
+        return f"{ram}, {gpu.name} ({format_bytes(gpu.total_bytes)})" if gpu else f"{ram}, no GPU offload"
+
+
+def ram() -> tuple[int, Optional[int]]:
+    """(total, available) bytes of RAM; available is None where the OS does not say."""
+    try:
+        fields = {}
+        with open("/proc/meminfo") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                fields[k] = int(v.split()[0]) * 1024
+        if fields.get("MemTotal"):
+            return fields["MemTotal"], fields.get("MemAvailable")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), None
+    except (ValueError, OSError, AttributeError):
+        return 0, None
+
+
+def probe_machine() -> Machine:
+    """RAM and the offload device. May start nvidia-smi and initialise llama.cpp's
+    backends: run it off the GUI thread."""
+    total, available = ram()
+    try:
+        device = detect_device()
+    except Exception:  # noqa: BLE001 - no usable GPU information: the CPU only
+        device = None
+    return Machine(total, available, device)
