@@ -117,13 +117,16 @@ class _Prompt:
     def __init__(self):
         import os
 
-        self._posix = os.name == "posix"
         self._buf = b""
         self._eof = False
+        try:
+            self._fd = sys.stdin.fileno()
+        except (AttributeError, OSError, ValueError):   # no real standard input: input() says EOF
+            self._fd = None
+        self._posix = os.name == "posix" and self._fd is not None
         if self._posix:
             import signal
 
-            self._fd = sys.stdin.fileno()
             self._wake_r, self._wake_w = os.pipe()
             os.set_blocking(self._wake_r, False)
             os.set_blocking(self._wake_w, False)
@@ -144,7 +147,7 @@ class _Prompt:
             sys.stdout.write("> ")
             sys.stdout.flush()
             line = self._readline() if self._posix else input()
-        except (EOFError, KeyboardInterrupt):
+        except (EOFError, KeyboardInterrupt, RuntimeError):   # RuntimeError: no sys.stdin at all
             line = None
         if line is None:
             print()
@@ -189,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     params = GenerationParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
     history = [ChatMessage("system", args.system)] if args.system else []
     interactive = args.prompt is None
-    if interactive and sys.stdin.isatty():
+    if interactive and sys.stdin is not None and sys.stdin.isatty():
         print("(Ctrl+C stops a reply; Ctrl+D or Ctrl+C at the prompt ends the chat)", file=sys.stderr)
     prompt = _Prompt() if interactive else None
     try:
