@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
+from common.atomic import atomic_write_text
 from common.errors import UserError
+from common.lock import FileLock, LockHeld
 from common.paths import data_paths
 from common.safe_paths import UnsafePathError, check_commit, check_name, ensure_inside, safe_join
 from common.task import TaskHandle, format_bytes
@@ -243,10 +245,7 @@ def _read_sidecar(path: Path) -> Optional[dict]:
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)  # never write through whatever was left at this name
-    tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 # --- disk space ---------------------------------------------------------------------
@@ -306,27 +305,19 @@ class _Lock:
     """An exclusive lock on ``<final>.part.lock`` (released by the OS if the process dies)."""
 
     def __init__(self, path: Path, label: str):
-        self.path = path
+        self.lock = FileLock(path, mode=0o644, unlink=True)
         self.label = label
-        self.fd = None
 
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.lock.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            import fcntl
-
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:
-            pass
-        except OSError:
-            os.close(self.fd)
-            raise DownloadBusy(f"{self.label} is being downloaded by another LlamaDesk process.")
+            self.lock.acquire()
+        except LockHeld:
+            raise DownloadBusy(f"{self.label} is being downloaded by another LlamaDesk process.") from None
         return self
 
     def __exit__(self, *exc):
-        self.path.unlink(missing_ok=True)
-        os.close(self.fd)
+        self.lock.release()
 
 
 _CLIENT = None
@@ -556,13 +547,6 @@ def _place(remote: RemoteFile, final: Path, models_dir: Optional[Path]) -> Path:
     if remote.revision != remote.commit and remote.commit:
         ref = safe_join(root, f"refs/{check_name(remote.revision, 'revision')}", "revision")
         ref.parent.mkdir(parents=True, exist_ok=True)
-        ensure_inside(root, ref.with_name(ref.name + ".tmp"), "revision")
-        _write_text_atomic(ref, remote.commit)
+        atomic_write_text(ref, remote.commit)
     return snap
 
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from common.atomic import atomic_write_text
 from common.errors import UserError
 from common.paths import data_paths
 from common.safe_paths import UnsafePathError, check_name, ensure_inside
@@ -136,9 +137,7 @@ def load_index(problems: Optional[list] = None) -> dict:
 def _save_index(data: dict) -> None:
     path = _index_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def _update_index(fn) -> None:
