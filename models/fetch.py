@@ -38,7 +38,7 @@ from common.paths import data_paths
 from common.safe_paths import UnsafePathError, check_commit, check_name, ensure_inside, safe_join
 from common.task import TaskHandle, format_bytes
 from models import auth, hub_env, hub_http
-from models.hub_errors import translate
+from models.hub_errors import is_connection_failure, translate
 
 CHUNK = 1 << 20
 PART_SUFFIX = ".part"
@@ -451,8 +451,10 @@ def _transfer(remote: RemoteFile, part: Path, offset: int, hasher, handle: TaskH
                 except (httpx.TransportError, _Transient) as exc:
                     failures += 1
                     if failures >= retry.attempts:
+                        why = ("the server could not be reached: no network?" if is_connection_failure(exc)
+                               else str(exc))
                         raise DownloadError(f"Downloading {remote.filename} failed after {failures} "
-                                            f"attempts ({exc}). Run it again to resume from "
+                                            f"attempts ({why}). Run it again to resume from "
                                             f"{format_bytes(offset)}.") from exc
                     retry.pause(failures - 1, handle)
         finally:

@@ -79,7 +79,7 @@ def translate(exc: BaseException, repo_id: str, token_source: Optional[str]) -> 
 
     if isinstance(exc, HubAccessError):
         return exc
-    if _is_connection_failure(exc):
+    if is_connection_failure(exc):
         return HubUnreachable(unreachable_message(), repo_id, detail=str(exc))
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
@@ -99,7 +99,7 @@ def translate(exc: BaseException, repo_id: str, token_source: Optional[str]) -> 
     return exc
 
 
-def _is_connection_failure(exc: BaseException) -> bool:
+def is_connection_failure(exc: BaseException) -> bool:
     """A failed connect from either HTTP stack (huggingface_hub's httpx2, our downloads' httpx)."""
     import sys
 

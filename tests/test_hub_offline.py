@@ -130,3 +130,19 @@ def test_hub_client_log_goes_to_the_log_file_not_the_terminal(capfd):
         handler.flush()
     assert capfd.readouterr().err == ""
     assert "Retrying in 1s [Retry 1/5]." in log_file.read_text(encoding="utf-8")
+
+
+def test_a_download_whose_server_vanishes_says_so(no_hub, attempts, tmp_path):
+    """The Hub answered; then the file's server cannot be reached: the transfer's own
+    retries (worth it for a dropped connection) end in a sentence, not an errno."""
+    from models import fetch
+    from models.fetch import RetryPolicy
+
+    remote = fetch.RemoteFile("a/b", "model.gguf", "main", "c" * 40, f"{no_hub}/model.gguf", 10,
+                              "0" * 64, None)
+    with pytest.raises(fetch.DownloadError) as err:
+        fetch.download_file("a/b", "model.gguf", remote=remote, models_dir=tmp_path,
+                            retry=RetryPolicy(attempts=2, delays=(0.0,)))
+    assert str(err.value) == ("Downloading model.gguf failed after 2 attempts (the server could not be "
+                              "reached: no network?). Run it again to resume from 0 B.")
+    assert len(attempts) == 2
