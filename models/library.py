@@ -459,9 +459,13 @@ def import_gguf(path, *, models_dir: Optional[Path] = None) -> LibraryEntry:
     if dest.exists():
         raise FileExistsError(f"{dest.name} is already in the library ({dest}).")
     tmp = dest.with_name(dest.name + ".part")
-    shutil.copyfile(src, tmp)
-    validate_gguf(tmp)  # the copy, not just the original, is what will be opened
-    os.replace(tmp, dest)
+    try:
+        shutil.copyfile(src, tmp)
+        validate_gguf(tmp)  # the copy, not just the original, is what will be opened
+        os.replace(tmp, dest)
+    except BaseException:   # Ctrl+C, a full disk, a bad copy: no half file left behind
+        tmp.unlink(missing_ok=True)
+        raise
     record_provenance(dest, origin="imported", source_path=str(src.resolve()),
                       quant=quant_from_name(src.name))
     with _LOCK:

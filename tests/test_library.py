@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -111,6 +112,19 @@ def test_import_validates_and_copies(tmp_path):
     with pytest.raises(UnsafeGGUFError, match="evil.gguf: tensor count"):
         library.import_gguf(tmp_path / "evil.gguf")
     assert not (data_paths().models / "imported" / "evil.gguf").exists()
+
+
+def test_an_interrupted_import_leaves_no_half_file(tmp_path, monkeypatch):
+    src = write_llama3_gguf(tmp_path / "big-Q8_0.gguf", tensor_bytes=4096)
+
+    def copy_then_ctrl_c(a, b):
+        Path(b).write_bytes(Path(a).read_bytes()[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(library.shutil, "copyfile", copy_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        library.import_gguf(src)
+    assert list((data_paths().models / "imported").iterdir()) == []
 
 
 def test_offline_mode_lists_what_is_on_disk(hub_server, monkeypatch):
