@@ -16,4 +16,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"chats:    {p.chats_db}")
     print(f"settings: {p.settings_file}")
     print(f"logs:     {p.logs}")
+    print(f"cache:    {p.cache}")
     return 0

@@ -11,11 +11,19 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Union
+from typing import Iterable, Union
+
+Chunk = Union[bytes, bytearray, memoryview]
 
 
-def atomic_write_bytes(path: Union[str, Path], data: bytes, *, mode: int = 0o666) -> Path:
+def atomic_write_bytes(path: Union[str, Path], data: Chunk, *, mode: int = 0o666) -> Path:
     """Replace ``path`` with ``data``; a new file gets ``mode`` (less the umask)."""
+    return atomic_write_chunks(path, (data,), mode=mode)
+
+
+def atomic_write_chunks(path: Union[str, Path], chunks: Iterable[Chunk], *, mode: int = 0o666) -> Path:
+    """Replace ``path`` with the chunks one after the other (any buffer: large ones are
+    written without being copied into one ``bytes`` first)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
@@ -27,10 +35,11 @@ def atomic_write_bytes(path: Union[str, Path], data: bytes, *, mode: int = 0o666
         try:
             if mode & 0o077 == 0 and os.name == "posix":
                 os.fchmod(fd, mode)       # a private file stays private whatever the umask
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            for data in chunks:
+                view = memoryview(data).cast("B")
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -1,4 +1,4 @@
-"""Where LlamaDesk keeps models, chats, settings and logs.
+"""Where LlamaDesk keeps models, chats, settings, logs and its cache.
 
 By default each lives in the OS's per-user folder (via platformdirs). Setting
 ``LLAMADESK_HOME`` moves all of them under that one folder, which is what the tests
@@ -24,6 +24,7 @@ class DataPaths:
     data: Path
     config: Path
     logs: Path
+    cache: Path       # re-creatable data (saved KV caches of conversations): safe to delete
 
     @property
     def chats_db(self) -> Path:
@@ -41,6 +42,10 @@ class DataPaths:
     def downloads_dir(self) -> Path:
         return self.data / "downloads"
 
+    @property
+    def kv_snapshots_dir(self) -> Path:
+        return self.cache / "kv"
+
     def ensure(self) -> "DataPaths":
         for p in (self.models, self.data, self.config, self.logs):
             p.mkdir(parents=True, exist_ok=True)
@@ -54,11 +59,12 @@ def data_paths(env: dict | None = None) -> DataPaths:
     if home:
         root = Path(home).expanduser()
         return DataPaths(models=root / "models", data=root / "data",
-                         config=root / "config", logs=root / "logs")
+                         config=root / "config", logs=root / "logs", cache=root / "cache")
     data = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
     return DataPaths(
         models=data / "models",
         data=data,
         config=Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
         logs=Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)),
+        cache=Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)),
     )

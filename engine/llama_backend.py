@@ -79,6 +79,13 @@ class LlamaCppBackend:
         # Cached entries from this position on went through a shift (or were computed
         # on top of shifted ones): close to, but not exactly, what a full read gives.
         self._approx_from: Optional[int] = None
+        # Saved KV caches (engine.snapshots): off until ``enable_snapshots``. The front end
+        # says which conversation the cache holds (``conversation``, its id as text).
+        self.snapshots = None
+        self.conversation: Optional[str] = None
+        self.last_restore = None       # engine.snapshots.Restored of the last restore
+        self._unsaved = False          # the cache changed since it was last saved
+        self._cache_tag: Optional[str] = None   # the conversation the cache holds
 
     # --- lifecycle ----------------------------------------------------------
     @property
@@ -163,6 +170,9 @@ class LlamaCppBackend:
             self.template = ChatTemplate(None, bos_token=bos, eos_token=eos)
 
     def unload(self) -> None:
+        if self.snapshots is not None:
+            self.snapshots.close()
+            self.snapshots = None
         if self._rt is not None:
             self._rt.close()
             self._rt = None
@@ -244,6 +254,7 @@ class LlamaCppBackend:
         self._require().kv_clear()
         self._cache = []
         self._approx_from = None
+        self._unsaved = False
 
     @property
     def cache_tokens(self) -> list[int]:
@@ -259,9 +270,92 @@ class LlamaCppBackend:
         self.last_fit = fit
         return fit
 
+    # --- snapshots --------------------------------------------------------
+    def enable_snapshots(self, root=None, *, disk_budget: Optional[int] = None,
+                         ram_budget: Optional[int] = None):
+        """Save the cache after replies and restore saved ones (engine.snapshots)."""
+        from engine import snapshots as S
+
+        rt = self._require()
+        key = {"model": S.model_identity(self.model_path), "n_ctx": rt.n_ctx,
+               "cache_type": "f32" if self.f32_cache else "f16", "flash_attn": rt.flash_attn_type,
+               "gpu_layers": self.gpu_layers, "llama": S.llama_build()}
+        root = S.snapshots_root() if root is None else root
+        S.prune_stale(root)
+        budget = S.DEFAULT_DISK_BUDGET_MB << 20 if disk_budget is None else disk_budget
+        self.snapshots = S.SnapshotStore(root, key, disk_budget=budget, ram_budget=ram_budget)
+        return self.snapshots
+
+    def save_snapshot(self):
+        """Keep the cache of ``conversation`` (after a reply, or when idle); the copy takes
+        milliseconds here, the file is written on the store's own thread."""
+        if self.snapshots is None or not self._cache_tag or not self._cache or not self._unsaved:
+            return None
+        rt = self._require()
+        if rt.kv_pos_max() + 1 != len(self._cache):   # never save what does not match its tokens
+            return None
+        t0 = time.perf_counter()
+        state = rt.seq_state(0)
+        meta = self.snapshots.put(self._cache_tag, self._cache,
+                                  None if self.cache_exact else self._approx_from, state)
+        self.snapshots.last_save_s = time.perf_counter() - t0
+        self._unsaved = False
+        return meta
+
+    def restore_for(self, messages: Sequence[ChatMessage]):
+        """Bring back the saved cache that best fits ``messages`` (opening a conversation),
+        evaluating nothing; the ``Restored`` report, or None when none beats the live one."""
+        self._require()
+        if self.snapshots is None:
+            return None
+        try:
+            fit = self.fit_history(messages, GenerationParams(max_tokens=1))
+        except EngineError:
+            return None
+        prompt = self.prompt_tokens(fit.messages)
+        return self._restore_best(prompt + [-1])   # as if one more token were to follow
+
+    def _restore_best(self, prompt: list[int]):
+        from engine.snapshots import BadSnapshot
+
+        rt = self._rt
+        self.last_restore = None
+        tried: list[str] = []
+        for _ in range(3):
+            live = plan_reuse(self._cache, prompt, can_shift=rt.can_shift()).reused
+            pick = self.snapshots.best(prompt, live, can_shift=rt.can_shift(), exclude=tried)
+            if pick is None:
+                return None
+            meta, _reused = pick
+            tried.append(meta.name)
+            t0 = time.perf_counter()
+            try:
+                data, source = self.snapshots.load(meta)
+            except BadSnapshot:
+                continue                    # removed; the next best, or the history re-read
+            self.save_snapshot()            # what the cache holds now is not lost
+            rt.kv_remove(-1, -1, seq=0)
+            rt.kv_remove(-1, -1, seq=1)
+            self._cache, self._approx_from = [], None
+            if not rt.set_seq_state(data, 0) or rt.kv_pos_max() + 1 != meta.n_tokens:
+                rt.kv_remove(-1, -1, seq=0)
+                self.snapshots.discard(meta.name, "llama.cpp refused the state")
+                continue
+            self._cache = [int(t) for t in meta.tokens]
+            self._approx_from = meta.approx_from
+            self._cache_tag = self.conversation or meta.tag
+            self._unsaved = False
+            self.last_restore = _restored(meta, time.perf_counter() - t0, source)
+            return self.last_restore
+        return None
+
     def _prepare(self, prompt: list[int], handle: TaskHandle) -> int:
         """Bring the cache to ``prompt`` minus evaluation of what is already there."""
         rt = self._rt
+        if self.snapshots is not None:
+            self._restore_best(prompt)
+        self._unsaved = True
+        self._cache_tag = self.conversation
         plan = plan_reuse(self._cache, prompt, can_shift=rt.can_shift())
         if plan.shifted:
             rt.kv_remove(plan.prefix, plan.remove_to)
@@ -329,6 +423,7 @@ class LlamaCppBackend:
                     self._approx_from = None
                     raise
                 rt.kv_copy(1, 0, pos, pos + n)
+                self._unsaved = True
                 self.evaluated_tokens += n
                 pos += n
                 self._approx_from = pos
@@ -413,6 +508,8 @@ class LlamaCppBackend:
             stats.gen_tps = n / elapsed if n and elapsed > 0 else None
             stats.ctx_used = len(self._cache)
             stats.extra["shifts"] = self.shift_count
+            if self.last_restore is not None:
+                stats.extra["snapshot"] = self.last_restore.to_dict()
 
     def prefill(self, messages: Sequence[ChatMessage], params: GenerationParams,
                 handle: Optional[TaskHandle] = None) -> FitResult:
@@ -425,6 +522,13 @@ class LlamaCppBackend:
     def next_token_logits(self):
         """Logits after the last evaluated token (for quality checks)."""
         return self._require().last_logits()
+
+
+def _restored(meta, seconds: float, source: str):
+    from engine.snapshots import Restored
+
+    return Restored(tokens=meta.n_tokens, seconds=seconds, source=source, exact=meta.exact,
+                    name=meta.name)
 
 
 def _char_boundary(data: bytes, i: int) -> bool:

@@ -275,6 +275,21 @@ class LlamaRuntime:
     def kv_shift(self, p0: int, p1: int, delta: int) -> None:
         C.llama_memory_seq_add(self.mem, 0, p0, p1, delta)
 
+    def seq_state(self, seq: int = 0):
+        """A copy of sequence ``seq``'s KV state (a ctypes byte array), for a snapshot."""
+        size = C.llama_state_seq_get_size(self.ctx, seq)
+        buf = (ctypes.c_uint8 * size)()
+        n = C.llama_state_seq_get_data(self.ctx, buf, size, seq)
+        if n != size:
+            raise RuntimeError(f"llama.cpp copied {n} of {size} bytes of the state")
+        return buf
+
+    def set_seq_state(self, data, seq: int = 0) -> bool:
+        """Replace sequence ``seq`` with a state from ``seq_state``; False when llama.cpp refused it."""
+        n = len(memoryview(data).cast("B"))
+        buf = (ctypes.c_uint8 * n).from_buffer(data)
+        return C.llama_state_seq_set_data(self.ctx, buf, n, seq) == n
+
     def kv_clear(self) -> None:
         C.llama_memory_clear(self.mem, True)
 
