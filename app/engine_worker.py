@@ -7,9 +7,15 @@ one token even while the worker thread is busy.
 When a reply made the engine drop old turns by shifting the cache, the worker
 re-reads the shifted part exactly while it is idle, one small chunk per event-loop
 turn: a request queued meanwhile runs before the next chunk and abandons the rest.
+
+Each conversation's KV cache is kept (engine.snapshots): saved right after a reply
+has been reported finished (and again once the idle rebuild made it exact), and
+brought back when a conversation is opened (``open_conversation``), so its next reply
+evaluates only the new message.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +27,7 @@ from common.task import TaskHandle
 from engine.llama_backend import LlamaCppBackend
 from engine.types import ChatMessage, GenerationParams
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class LoadRequest:
@@ -30,6 +37,7 @@ class LoadRequest:
     threads: int = 0
     api_key: str = ""           # remote servers only
     model: str = ""
+    snapshot_budget_mb: Optional[int] = None   # disk for saved conversation caches (None: default)
 
 
 @dataclass
@@ -72,6 +80,8 @@ class EngineWorker(QObject):
     """A ContextReport for the conversation and draft last asked about."""
     cache_refreshed = Signal()
     """The model's memory of the conversation is exact again after a shift."""
+    cache_restored = Signal(object)
+    """An opened conversation's saved cache came back (an engine.snapshots.Restored)."""
 
     IDLE_REBUILD_CHUNK = 32     # tokens re-read per event-loop turn while idle
 
@@ -99,6 +109,9 @@ class EngineWorker(QObject):
             handle = TaskHandle(on_progress=self.load_progressed.emit)
             backend = _make_backend(request)
             backend.load(handle)
+            if hasattr(backend, "enable_snapshots"):
+                budget = request.snapshot_budget_mb
+                backend.enable_snapshots(disk_budget=None if budget is None else budget << 20)
             self._backend = backend
             self.info = _describe(backend, request)
         except Exception as exc:  # shown to the user, not raised into Qt
@@ -116,7 +129,7 @@ class EngineWorker(QObject):
         with self._handle_lock:
             self._handle = handle
         try:
-            msgs = [m if isinstance(m, ChatMessage) else ChatMessage(m["role"], m["content"]) for m in messages]
+            msgs = _chat_messages(messages)
             for piece in self._backend.stream_chat(msgs, params, handle):
                 self.token_received.emit(piece)
             self.last_stats = self._backend.last_stats
@@ -129,7 +142,57 @@ class EngineWorker(QObject):
             with self._handle_lock:
                 self._handle = None
         self.reply_finished.emit("cancelled" if handle.cancelled else reason)
+        self._save_snapshot()          # after the window shows the reply done: it waits for nothing
         self._schedule_idle_rebuild()
+
+    def _save_snapshot(self) -> None:
+        backend = self._backend
+        if backend is None or not hasattr(backend, "save_snapshot"):
+            return
+        try:
+            backend.save_snapshot()
+        except Exception:              # a cache not kept costs a re-read later, nothing else
+            log.exception("could not keep the conversation's cache")
+
+    @Slot(str, list)
+    def open_conversation(self, tag: str, messages: list) -> None:
+        """``tag``'s conversation is shown: bring its saved cache back if one fits."""
+        backend = self._backend
+        if backend is None or not hasattr(backend, "restore_for"):
+            return
+        backend.conversation = tag or None
+        if not messages:
+            return
+        self._idle_rebuild_pending = False
+        try:
+            info = backend.restore_for(_chat_messages(messages))
+        except Exception:
+            log.exception("could not restore the conversation's cache")
+            return
+        if info is not None:
+            self.cache_restored.emit(info)
+        self._schedule_idle_rebuild()
+
+    @Slot(list)
+    def forget_conversations(self, tags: list) -> None:
+        """These conversations were deleted for good: so are their saved caches."""
+        from engine import snapshots
+
+        store = getattr(self._backend, "snapshots", None)
+        (store.forget if store is not None else snapshots.forget_conversations)([str(t) for t in tags])
+
+    @Slot()
+    def clear_snapshots(self) -> None:
+        from engine import snapshots
+
+        store = getattr(self._backend, "snapshots", None)
+        store.clear() if store is not None else snapshots.clear_all()
+
+    @Slot(int)
+    def set_snapshot_budget(self, megabytes: int) -> None:
+        store = getattr(self._backend, "snapshots", None)
+        if store is not None:
+            store.disk_budget = megabytes << 20
 
     def _schedule_idle_rebuild(self) -> None:
         if getattr(self._backend, "cache_exact", True):
@@ -156,6 +219,7 @@ class EngineWorker(QObject):
         if exact:
             self._idle_rebuild_pending = False
             self.cache_refreshed.emit()
+            self._save_snapshot()
         else:
             QTimer.singleShot(0, self._on_idle_rebuild_step)
 
@@ -197,6 +261,10 @@ class EngineWorker(QObject):
             self._backend.unload()
             self._backend = None
             self.info = None
+
+
+def _chat_messages(messages: list) -> list[ChatMessage]:
+    return [m if isinstance(m, ChatMessage) else ChatMessage(m["role"], m["content"]) for m in messages]
 
 
 def _make_backend(request: LoadRequest):

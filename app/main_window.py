@@ -13,6 +13,7 @@ from app import theme, window_state
 from app.chat.chat_view import ChatView
 from app.chat.session import ChatSession
 from app.composer import Composer
+from app.conversation_memory import ConversationMemory
 from app.engine_worker import EngineWorker, LoadRequest
 from app.server_switch import ServerSwitch
 from app.model_choices import available_models
@@ -63,6 +64,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         if self.store.read_only:
             self._show_read_only()
         self._connect_engine()
+        self.memory = ConversationMemory(self)      # each conversation's saved KV cache
         self.server_switch = ServerSwitch(self)     # "Serve on localhost:PORT" in the status bar
         self._bind_shortcuts()
         window_state.restore(self, self.splitter)
@@ -386,7 +388,8 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         self._load_requested.emit(LoadRequest(request_path, n_ctx=self.settings.n_ctx,
                                               gpu_layers=self.settings.gpu_layers_value(),
                                               threads=self.settings.engine_threads(),
-                                              api_key=key, model=remote_model))
+                                              api_key=key, model=remote_model,
+                                              snapshot_budget_mb=self.settings.kv_cache_mb))
         self._pending_model = path
 
     def _on_model_bar_model_chosen(self, path: str) -> None:
@@ -419,6 +422,8 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
             self.settings.n_ctx, self.settings.gpu_layers, self.settings.threads)
         save_settings(settings)
         serve_before = (self.settings.serve_on, self.settings.serve_port)
+        if settings.kv_cache_mb != self.settings.kv_cache_mb:
+            self.memory.budget_changed.emit(settings.kv_cache_mb)
         self.settings = settings
         self.server_switch.apply_settings(serve_before)
         self.params = settings.generation_params()
@@ -444,6 +449,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
 
         dialog = SettingsDialog(self.settings, token_hint(), self)
         dialog.settings_saved.connect(self.apply_settings)
+        dialog.cache_clear_requested.connect(self.memory.clear)
         dialog.token_saved.connect(
             lambda token: save_token_in_background(token, lambda msg: self.statusBar().showMessage(msg, 8000)))
         dialog.show()

@@ -11,15 +11,21 @@ from typing import Optional
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from models.bundled import DEMO_ALIASES
 
-    parser.add_argument("--model", required=True,
+    parser.add_argument("--model", default=None,
                         help=f"a GGUF path, a file name in the models folder, {DEMO_ALIASES[0]} for the "
-                             "demo model that comes with LlamaDesk, or with --remote the model id")
+                             "demo model that comes with LlamaDesk, or with --remote the model id "
+                             "(with --continue: the window's model by default)")
+    parser.add_argument("--continue", dest="continue_id", nargs="?", const="last", default=None,
+                        metavar="ID", help="continue a stored conversation (the most recent by default) "
+                                           "and save the new turns to it")
     parser.add_argument("--system", default=None, help="system prompt")
     parser.add_argument("--prompt", default=None, help="ask once and exit (otherwise interactive)")
     parser.add_argument("--remote", default=None, metavar="URL",
                         help="an OpenAI-compatible server (key from LLAMADESK_API_KEY)")
-    parser.add_argument("--n-ctx", type=int, default=None, help="context window (default: min(8192, trained))")
-    parser.add_argument("--gpu-layers", default="auto", help="layers to offload: a number, or auto")
+    parser.add_argument("--n-ctx", type=int, default=None,
+                        help="context window (default: min(8192, trained); with --continue, the window's)")
+    parser.add_argument("--gpu-layers", default=None,
+                        help="layers to offload: a number, or auto (default: auto; with --continue, the window's)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--temperature", type=float, default=0.7)
@@ -59,7 +65,8 @@ def make_backend(args):
                              model=args.model, n_ctx=args.n_ctx or 0)
     from engine.llama_backend import LlamaCppBackend
 
-    layers = args.gpu_layers if args.gpu_layers == "auto" else int(args.gpu_layers)
+    gpu = args.gpu_layers or "auto"
+    layers = gpu if gpu == "auto" else int(gpu)
     return LlamaCppBackend(resolve_model(args.model), n_ctx=args.n_ctx, n_gpu_layers=layers,
                            n_threads=args.threads)
 
@@ -71,7 +78,9 @@ def print_stats(stats, mode: str) -> None:
                           "gen_tokens": stats.gen_tokens, "gen_tps": stats.gen_tps,
                           "ctx_used": stats.ctx_used, "n_ctx": stats.n_ctx,
                           "gpu_layers": stats.gpu_layers, "stop_reason": stats.stop_reason,
-                          "dropped": list(stats.dropped)}), file=sys.stderr)
+                          "dropped": list(stats.dropped),
+                          "snapshot_used": "snapshot" in stats.extra,
+                          "snapshot": stats.extra.get("snapshot")}), file=sys.stderr)
     else:
         ttft = f"{stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else "-"
         fmt = lambda v: f"{v:.1f}" if v else "-"  # noqa: E731
@@ -176,21 +185,63 @@ class _Prompt:
         return line.decode(sys.stdin.encoding or "utf-8", "replace").rstrip("\r")
 
 
+def _continuing(args):
+    """With --continue: the stored conversation, the window's model and window settings
+    filled in where not given (None otherwise); raises ContinueError."""
+    if args.continue_id is None:
+        return None
+    from cli.chat_continue import ContinueError, StoredConversation
+    from common.settings import load_settings
+
+    if args.remote:
+        raise ContinueError("--continue works with a local model, not with --remote")
+    settings = load_settings()
+    conv = StoredConversation.open(args.continue_id, args.system or settings.system_prompt)
+    if args.model is None:
+        args.model = settings.active_model or conv.conversation.model
+        if not args.model or args.model.startswith("remote:"):
+            conv.close()
+            raise ContinueError("no local model to continue with: pass --model")
+    if args.n_ctx is None:
+        args.n_ctx = settings.n_ctx        # the window's window: its saved cache fits
+    if args.gpu_layers is None:
+        args.gpu_layers = str(settings.gpu_layers_value())
+    args.kv_cache_mb = settings.kv_cache_mb
+    return conv
+
+
 def run(args: argparse.Namespace) -> int:
+    from cli.chat_continue import ContinueError, describe
     from common.task import TaskHandle
     from engine.backend import EngineError
     from engine.types import ChatMessage, GenerationParams, length_note
 
     try:
+        stored = _continuing(args)
+    except ContinueError as exc:
+        print(f"error: {exc}.", file=sys.stderr)
+        return 1
+    if args.model is None:
+        print("error: --model is required (or --continue a stored conversation).", file=sys.stderr)
+        return 2
+    try:
         backend = make_backend(args)
         backend.load(TaskHandle())
     except (EngineError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if stored is not None:
+            stored.close()
         return 1
     if getattr(backend, "plan_text", "") and args.stats != "json":
         print(backend.plan_text, file=sys.stderr)
     params = GenerationParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
     history = [ChatMessage("system", args.system)] if args.system else []
+    if stored is not None:
+        history = stored.messages()
+        budget = getattr(args, "kv_cache_mb", None)
+        backend.enable_snapshots(disk_budget=None if budget is None else budget << 20)
+        backend.conversation = str(stored.id)
+        describe(stored.conversation, sum(1 for m in history if m.role != "system"))
     interactive = args.prompt is None
     if interactive and sys.stdin is not None and sys.stdin.isatty():
         print("(Ctrl+C stops a reply; Ctrl+D or Ctrl+C at the prompt ends the chat)", file=sys.stderr)
@@ -208,20 +259,31 @@ def run(args: argparse.Namespace) -> int:
             history.append(ChatMessage("user", text))
             reply = []
             handle = TaskHandle()
+            if stored is not None:
+                stored.begin_turn(text, backend.name, params.to_dict())
             try:
                 with _CtrlCStopsTheReply(handle):
                     for piece in backend.stream_chat(history, params, handle):
                         reply.append(piece)
+                        if stored is not None:
+                            stored.append(piece)
                         sys.stdout.write(piece)
                         sys.stdout.flush()
             except EngineError as exc:
                 history.pop()
+                if stored is not None:
+                    stored.end_turn("error", {"error": str(exc)})
                 print(f"\nerror: {exc}", file=sys.stderr)
                 if not interactive:
                     return 1
                 continue
             sys.stdout.write("\n")
             sys.stdout.flush()
+            if stored is not None:
+                last = backend.last_stats
+                stored.end_turn("cancelled" if handle.cancelled else "complete",
+                                last.to_dict() if last is not None else None)
+                backend.save_snapshot()
             if handle.cancelled and not reply:
                 history.pop()   # stopped before a word: as if it was never asked
             else:
@@ -245,4 +307,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if prompt is not None:
             prompt.close()
-        backend.unload()
+        backend.unload()            # waits for a snapshot still being written
+        if stored is not None:
+            stored.close()

@@ -65,6 +65,9 @@ class Settings:
     welcome_done: bool = False          # the "New here?" banner was dismissed, or a first chat happened
     serve_on: bool = False              # the window serves its model on localhost (API for other programs)
     serve_port: int = DEFAULT_SERVE_PORT
+    # Disk for each conversation's saved KV cache (reopening is instant); 0 turns saving off.
+    # Default and why: engine.snapshots.DEFAULT_DISK_BUDGET_MB.
+    kv_cache_mb: int = 4096
 
     # conversions ------------------------------------------------------------
     def generation_params(self):
@@ -159,6 +162,7 @@ _RANGES = {
     "n_ctx": (256, 1048576, True, "Context size must be a whole number from 256 to 1,048,576 tokens."),
     "threads": (0, 1024, True, "Threads must be 0 (automatic) or a whole number up to 1024."),
     "serve_port": (0, 65535, True, "The port must be a whole number from 1 to 65535 (0: any free port)."),
+    "kv_cache_mb": (0, 10_000_000, True, "The conversation cache size must be a whole number of MB (0: off)."),
 }
 
 

@@ -84,17 +84,10 @@ class ChatSession(QObject):
     def engine_messages(self, upto: Optional[list] = None) -> list[ChatMessage]:
         """The active path (or ``upto``) as the engine sees it, system prompt first; with no
         conversation open, what a new one would start with."""
-        if upto is None:
-            path = self.store.active_path(self.conversation_id) if self.conversation_id is not None else []
-        else:
-            path = upto
-        out = []
-        conv_prompt = self.store.get(self.conversation_id).system_prompt if self.conversation_id else None
-        prompt = conv_prompt or self.system_prompt
-        if prompt:
-            out.append(ChatMessage("system", prompt))
-        out += [ChatMessage(m.role, m.content) for m in path if m.content or m.role == "user"]
-        return out
+        from chat.history import model_turns
+
+        return [ChatMessage(role, content) for role, content in
+                model_turns(self.store, self.conversation_id, self.system_prompt, upto)]
 
     def path_before(self, msg_id: Optional[int]) -> Optional[list]:
         """The active path up to (not including) ``msg_id``; None when it is not on it."""

@@ -7,7 +7,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
-                               QRadioButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+                               QPushButton, QRadioButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from app.settings.servers_editor import ServersEditor
 from common.settings import SAMPLING_PRESETS, THEMES, Settings, validate_field
@@ -18,6 +18,8 @@ class SettingsDialog(QDialog):
     """The user saved; the argument is the new Settings."""
     token_saved = Signal(str)
     """The user entered a Hugging Face token (empty: sign out)."""
+    cache_clear_requested = Signal()
+    """The user asked to delete every saved conversation cache."""
 
     def __init__(self, settings: Settings, token_hint: str = "", parent=None):
         super().__init__(parent)
@@ -120,7 +122,34 @@ class SettingsDialog(QDialog):
         serve_row.addWidget(QLabel("port"))
         serve_row.addWidget(self.serve_port)
         form.addRow("Local API", _wrap(serve_row))
+        form.addRow("Conversation cache", self._cache_row(s))
         return w
+
+    def _cache_row(self, s: Settings) -> QWidget:
+        """Disk kept for each conversation's saved KV cache, what it holds now, and Clear."""
+        from engine.snapshots import disk_usage
+
+        self.kv_cache_mb = self._int(s.kv_cache_mb, 0, 10_000_000, "Conversation cache size in MB")
+        self.kv_cache_mb.setSuffix(" MB")
+        self.kv_cache_mb.setSingleStep(512)
+        self.kv_cache_mb.setSpecialValueText("off")
+        self.kv_cache_mb.setToolTip("Each conversation's model memory is kept on disk, so going back to it, "
+                                    "even after a restart, needs no re-reading. The least recently used go "
+                                    "first when this is full.")
+        self.cache_used = QLabel(f"{_size(disk_usage())} used")
+        self.cache_used.setObjectName("MutedLabel")
+        self.cache_clear = QPushButton("Clear")
+        self.cache_clear.setAccessibleName("Clear the conversation cache")
+        self.cache_clear.clicked.connect(self._on_cache_clear_clicked)
+        row = QHBoxLayout()
+        row.addWidget(self.kv_cache_mb)
+        row.addWidget(self.cache_used, 1)
+        row.addWidget(self.cache_clear)
+        return _wrap(row)
+
+    def _on_cache_clear_clicked(self) -> None:
+        self.cache_clear_requested.emit()
+        self.cache_used.setText("cleared")
 
     def _look_tab(self, s: Settings) -> QWidget:
         w = QWidget()
@@ -177,6 +206,7 @@ class SettingsDialog(QDialog):
             gpu_layers="auto" if self.gpu_auto.isChecked() else str(self.gpu_layers.value()),
             threads=self.threads.value(), models_dir=self.models_dir.text().strip(),
             serve_on=self.serve_on.isChecked(), serve_port=self.serve_port.value(),
+            kv_cache_mb=self.kv_cache_mb.value(),
             theme=self.theme.currentData(), remote_servers=self.servers.servers())
 
     def problems(self) -> dict[str, str]:
@@ -214,6 +244,13 @@ class SettingsDialog(QDialog):
             self.token_saved.emit(self.hf_token.text().strip())
         self.settings_saved.emit(self.current())
         self.accept()
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _wrap(layout) -> QWidget:

@@ -21,6 +21,7 @@ class TrashActions:
         self.session.open(ids[-1])
 
     def _on_trash_conversations_purged(self, ids: list) -> None:
+        self.memory.forget(ids)          # their saved KV caches go with them
         self._follow_trash(ids)
 
     def _follow_trash(self, ids: list) -> None:
