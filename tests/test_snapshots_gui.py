@@ -1,0 +1,90 @@
+"""The window keeps each conversation's KV cache: opening one says how its cache came back."""
+from __future__ import annotations
+
+import pytest
+
+from app.main_window import MainWindow
+from engine import snapshots
+from engine.types import GenerationParams
+from tests.gui_helpers import one_engine_thread, send_and_wait  # noqa: F401
+
+LONG = "Tell me about lighthouses and the people who kept them, in detail please. " * 4
+
+
+@pytest.fixture
+def open_window(qtbot, tiny_gguf_factory):
+    made = []
+    model = str(tiny_gguf_factory("plain", "f16"))
+
+    def make():
+        w = MainWindow(model, n_ctx=1024)
+        qtbot.addWidget(w)
+        made.append(w)
+        w.show()
+        qtbot.waitUntil(lambda: w.model_ready, timeout=60000)
+        w.params = GenerationParams(max_tokens=6, temperature=0.0, seed=1)
+        w.session.params = w.params
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+def files_of(conv_id: int) -> list:
+    return [p for p in snapshots.snapshot_files() if p.name.startswith(f"{conv_id}-")]
+
+
+def test_switching_back_restores_the_cache_and_says_so(qtbot, open_window):
+    w = open_window()
+    send_and_wait(qtbot, w, LONG)
+    a = w.session.conversation_id
+    w.new_chat()
+    send_and_wait(qtbot, w, "Explain how bread rises, step by step, for a beginner baker. " * 4)
+    with qtbot.waitSignal(w.memory.restored, timeout=60000) as restored:
+        w.session.open(a)
+    assert restored.args[0].startswith("Restored ") and " tokens" in restored.args[0]
+    assert w.statusBar().currentMessage() == restored.args[0]
+    send_and_wait(qtbot, w, "And today?")
+    stats = w.worker.last_stats
+    assert stats.prompt_evaluated < stats.prompt_tokens // 3      # the new message, not the history
+    qtbot.waitUntil(lambda: bool(files_of(a)), timeout=60000)     # written after the reply
+
+    # Deleted for good: its cache goes too.
+    w.session.delete(a)
+    w.store.purge(a)
+    w._on_trash_conversations_purged([a])
+    qtbot.waitUntil(lambda: not files_of(a), timeout=60000)
+
+
+def test_reopening_the_app_restores_the_last_conversation_from_disk(qtbot, open_window):
+    w = open_window()
+    send_and_wait(qtbot, w, LONG)
+    conv = w.session.conversation_id
+    w.close()                                    # waits for the snapshot to be written
+    assert files_of(conv)
+    from app.window_state import conversation_to_open
+
+    w2 = MainWindow.__new__(MainWindow)          # the same start as a user's, watching the signal
+    seen = []
+    MainWindow.__init__(w2, str(w.model_info.path), n_ctx=1024)
+    qtbot.addWidget(w2)
+    w2.memory.restored.connect(seen.append)
+    w2.show()
+    qtbot.waitUntil(lambda: bool(seen), timeout=60000)
+    assert w2.session.conversation_id == conv == conversation_to_open(w2.store)
+    assert seen[0].startswith("Restored ") and "from memory" not in seen[0]
+    w2.close()
+
+
+def test_settings_show_the_cache_size_and_clear_it(qtbot, open_window):
+    w = open_window()
+    send_and_wait(qtbot, w, LONG)
+    qtbot.waitUntil(lambda: bool(snapshots.snapshot_files()), timeout=60000)
+    dialog = w.open_settings()
+    assert dialog.cache_used.text().endswith(" used") and not dialog.cache_used.text().startswith("0 ")
+    dialog.cache_clear.click()
+    qtbot.waitUntil(lambda: not snapshots.snapshot_files(), timeout=60000)
+    dialog.kv_cache_mb.setValue(100)
+    assert dialog.current().kv_cache_mb == 100
+    dialog.reject()
