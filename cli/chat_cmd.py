@@ -18,29 +18,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--continue", dest="continue_id", nargs="?", const="last", default=None,
                         metavar="ID", help="continue a stored conversation (the most recent by default) "
                                            "and save the new turns to it")
-    parser.add_argument("--system", default=None, help="system prompt")
+    parser.add_argument("--system", default=None, help="system prompt (default: none)")
     parser.add_argument("--prompt", default=None, help="ask once and exit (otherwise interactive)")
     parser.add_argument("--remote", default=None, metavar="URL",
                         help="an OpenAI-compatible server (key from LLAMADESK_API_KEY)")
-    parser.add_argument("--n-ctx", type=int, default=None,
-                        help="context window (default: min(8192, trained); with --continue, the window's)")
-    parser.add_argument("--gpu-layers", default=None,
-                        help="layers to offload: a number, or auto (default: auto; with --continue, the window's)")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--max-tokens", type=int, default=512)
-    parser.add_argument("--temperature", type=float, default=0.7)
-    parser.add_argument("--seed", type=int, default=None)
+    # Unset flags take the value from the settings file the window writes (Settings).
+    parser.add_argument("--n-ctx", type=int, default=None, help="context window (default: from Settings)")
+    parser.add_argument("--gpu-layers", default=None, help="layers to offload: a number, or auto (default: from Settings)")
+    parser.add_argument("--threads", type=int, default=None, help="threads (default: from Settings)")
+    parser.add_argument("--max-tokens", type=int, default=None, help="longest reply (default: from Settings)")
+    parser.add_argument("--temperature", type=float, default=None, help="(default: from Settings)")
+    parser.add_argument("--seed", type=int, default=None, help="(default: from Settings)")
     parser.add_argument("--stats", choices=["text", "json"], default=None,
                         help="print reply statistics to stderr (json: one object on the last line)")
 
 
-def resolve_model(name: str) -> Path:
-    from common.paths import data_paths
+def resolve_model(name: str, settings=None) -> Path:
+    """A model named on the command line: a path, a file in the models folder chosen in
+    Settings (exact name, name without .gguf, or the one file containing it), or the demo."""
+    from common.settings import load_settings
+    from models.choices import models_folder
 
     path = Path(name).expanduser()
     if path.is_file():
         return path
-    models = data_paths().models
+    models = models_folder(settings or load_settings())
     for candidate in (models / name, models / f"{name}.gguf"):
         if candidate.is_file():
             return candidate
@@ -55,7 +57,31 @@ def resolve_model(name: str) -> Path:
     raise FileNotFoundError(f"No model file {name!r} (looked for a path, then in {models}).")
 
 
-def make_backend(args):
+def run_options(args, settings):
+    """The settings with this run's flags laid over them: (LoadOptions, GenerationParams)."""
+    from dataclasses import replace
+
+    from common.errors import UserError
+
+    load, params = settings.load, settings.params
+    if getattr(args, "n_ctx", None) is not None:
+        load = replace(load, n_ctx=args.n_ctx)
+    if getattr(args, "gpu_layers", None) is not None:
+        if args.gpu_layers != "auto" and not args.gpu_layers.isdigit():
+            raise UserError(f"--gpu-layers must be a number or auto; it is {args.gpu_layers!r}.")
+        load = replace(load, gpu_layers=args.gpu_layers if args.gpu_layers == "auto" else int(args.gpu_layers))
+    if getattr(args, "threads", None) is not None:
+        load = replace(load, threads=args.threads)
+    for name in ("max_tokens", "temperature", "seed"):
+        if getattr(args, name, None) is not None:
+            params = replace(params, **{name: getattr(args, name)})
+    return load, params
+
+
+def make_backend(args, load=None):
+    from common.inference_options import LoadOptions
+
+    load = load or LoadOptions()
     if args.remote:
         import os
 
@@ -65,10 +91,8 @@ def make_backend(args):
                              model=args.model, n_ctx=args.n_ctx or 0)
     from engine.llama_backend import LlamaCppBackend
 
-    gpu = args.gpu_layers or "auto"
-    layers = gpu if gpu == "auto" else int(gpu)
-    return LlamaCppBackend(resolve_model(args.model), n_ctx=args.n_ctx, n_gpu_layers=layers,
-                           n_threads=args.threads)
+    return LlamaCppBackend(resolve_model(args.model), n_ctx=load.n_ctx, n_gpu_layers=load.gpu_layers,
+                           n_threads=load.engine_threads())
 
 
 def print_stats(stats, mode: str) -> None:
@@ -185,28 +209,23 @@ class _Prompt:
         return line.decode(sys.stdin.encoding or "utf-8", "replace").rstrip("\r")
 
 
-def _continuing(args):
+def _continuing(args, settings):
     """With --continue: the stored conversation, the window's model and window settings
     filled in where not given (None otherwise); raises ContinueError."""
     if args.continue_id is None:
         return None
     from cli.chat_continue import ContinueError, StoredConversation
-    from common.settings import load_settings
+    from models.choices import remote_name
 
     if args.remote:
         raise ContinueError("--continue works with a local model, not with --remote")
-    settings = load_settings()
     conv = StoredConversation.open(args.continue_id, args.system or settings.system_prompt)
     if args.model is None:
         args.model = settings.active_model or conv.conversation.model
-        if not args.model or args.model.startswith("remote:"):
+        if not args.model or remote_name(args.model) is not None:
             conv.close()
             raise ContinueError("no local model to continue with: pass --model")
-    if args.n_ctx is None:
-        args.n_ctx = settings.n_ctx        # the window's window: its saved cache fits
-    if args.gpu_layers is None:
-        args.gpu_layers = str(settings.gpu_layers_value())
-    args.kv_cache_mb = settings.kv_cache_mb
+    args.kv_cache_mb = settings.kv_cache_mb   # n_ctx and GPU layers are the window's too (run_options)
     return conv
 
 
@@ -214,10 +233,13 @@ def run(args: argparse.Namespace) -> int:
     from cli.chat_continue import ContinueError, describe
     from common.task import TaskHandle
     from engine.backend import EngineError
-    from engine.types import ChatMessage, GenerationParams, length_note
+    from common.settings import load_settings
+    from engine.types import ChatMessage, length_note
 
+    settings = load_settings()
+    load, params = run_options(args, settings)
     try:
-        stored = _continuing(args)
+        stored = _continuing(args, settings)
     except ContinueError as exc:
         print(f"error: {exc}.", file=sys.stderr)
         return 1
@@ -225,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: --model is required (or --continue a stored conversation).", file=sys.stderr)
         return 2
     try:
-        backend = make_backend(args)
+        backend = make_backend(args, load)
         backend.load(TaskHandle())
     except (EngineError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -234,7 +256,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if getattr(backend, "plan_text", "") and args.stats != "json":
         print(backend.plan_text, file=sys.stderr)
-    params = GenerationParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
     history = [ChatMessage("system", args.system)] if args.system else []
     if stored is not None:
         history = stored.messages()

@@ -15,20 +15,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from common.settings import load_settings
     from models import library
+    from models.choices import models_folder
     from models.gguf_validate import UnsafeGGUFError
+
+    folder = models_folder(load_settings())     # the folder chosen in the window's Settings
 
     if args.add_folder:
         library.add_folder(args.add_folder)
     if args.import_path:
         try:
-            entry = library.import_gguf(args.import_path)
+            entry = library.import_gguf(args.import_path, models_dir=folder)
         except (UnsafeGGUFError, FileExistsError, OSError) as exc:
             print(f"error: refused {args.import_path}: {exc}", file=sys.stderr)
             return 1
         print(f"imported {entry.path}")
     problems: list[str] = []
-    entries = library.scan(problems, include_demo=True)
+    entries = library.scan(problems, include_demo=True, models_dir=folder)
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
     if not entries:

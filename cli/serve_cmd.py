@@ -21,9 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL,
                         help=f"requests generated at once, each with its own window (default {DEFAULT_PARALLEL})")
     parser.add_argument("--n-ctx", type=int, default=None,
-                        help="context window of each request (default: min(8192, trained))")
-    parser.add_argument("--gpu-layers", default="auto", help="layers to offload: a number, or auto")
-    parser.add_argument("--threads", type=int, default=None)
+                        help="context window of each request (default: from Settings)")
+    parser.add_argument("--gpu-layers", default=None, help="layers to offload: a number, or auto (default: from Settings)")
+    parser.add_argument("--threads", type=int, default=None, help="threads (default: from Settings)")
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="a web page origin allowed to call the server (repeatable; default none)")
 
@@ -31,11 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from cli.chat_cmd import resolve_model
+    from cli.chat_cmd import resolve_model, run_options
+    from common.settings import load_settings
     from common.errors import UserError
     from common.task import TaskHandle
-    from engine.gpu_plan import model_sizes_from_gguf
-    from engine.llama_backend import LlamaCppBackend, default_n_ctx
+    from engine.llama_backend import LlamaCppBackend
     from engine.scheduler import BatchScheduler
     from server.app import ApiState, build_app
     from server.run import Server, bind, url_of
@@ -44,19 +44,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--parallel must be between 1 and {MAX_PARALLEL}; it is {args.parallel}.")
     if args.n_ctx is not None and args.n_ctx < 256:
         raise UserError(f"--n-ctx must be at least 256; it is {args.n_ctx}.")
-    if args.gpu_layers != "auto" and not args.gpu_layers.isdigit():
-        raise UserError(f"--gpu-layers must be a number or auto; it is {args.gpu_layers!r}.")
+    settings = load_settings()
+    load, _ = run_options(args, settings)    # the settings file, this run's flags over it
     api_key = args.api_key or os.environ.get("LLAMADESK_SERVE_KEY") or None
     sock = bind(args.host, args.port, api_key)     # a busy port fails now, not after loading
     try:
         try:
-            path = resolve_model(args.model)
+            path = resolve_model(args.model, settings)
         except FileNotFoundError as exc:
             raise UserError(str(exc)) from None
-        slot_ctx = args.n_ctx or default_n_ctx(model_sizes_from_gguf(path).n_ctx_train)
-        layers = args.gpu_layers if args.gpu_layers == "auto" else int(args.gpu_layers)
-        backend = LlamaCppBackend(path, n_ctx=slot_ctx * args.parallel, n_gpu_layers=layers,
-                                  n_threads=args.threads, n_seq_max=args.parallel)
+        slot_ctx = load.n_ctx
+        backend = LlamaCppBackend(path, n_ctx=slot_ctx * args.parallel, n_gpu_layers=load.gpu_layers,
+                                  n_threads=load.engine_threads(), n_seq_max=args.parallel)
         backend.load(TaskHandle())
     except BaseException:
         sock.close()

@@ -8,18 +8,28 @@ read at all (not JSON, binary junk) is first kept aside as
 ``settings.json.unreadable-<time>`` so that nothing written later can lose it. Forms
 call ``validate_field`` to refuse bad values before they reach the model.
 
+The window, the CLI and the local server all read this one file. Sampling is one
+``GenerationParams`` (``Settings.params``, the engine's own type) and model loading one
+``LoadOptions`` (``Settings.load``), both from ``common.inference_options``; files written
+before that nesting (those values at the top level) load unchanged and are written in
+the nested layout on the next save.
+
 Remote servers' API keys are not in this file: they are secrets, kept by
-``common.secret_store`` (the system keyring, or a file only the user can read). A key
-found in an older settings file is moved there and taken out of the file.
+``common.secret_store`` (the system keyring, or a file only the user can read), and read
+from there only when a server's ``api_key`` is first asked for, so loading the settings
+never opens the keyring. A key found in an older settings file is moved there and taken
+out of the file.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional
+
+from common.inference_options import GenerationParams, LoadOptions
 
 THEMES = ("system", "light", "dark")
 # The local API's port (`serve`, and the window's switch): none of the peers' (GPT4All 4891,
@@ -35,32 +45,61 @@ SAMPLING_PRESETS: dict[str, dict[str, float]] = {
 }
 
 
-@dataclass
 class RemoteServer:
-    """An OpenAI-compatible server the user added (llama.cpp server, vLLM, ...)."""
+    """An OpenAI-compatible server the user added (llama.cpp server, vLLM, ...).
 
-    name: str
-    base_url: str
-    api_key: str = field(default="", repr=False)   # a secret: never shown, never in the file
-    model: str = ""
+    Its API key is a secret kept by ``common.secret_store``: it is read from there the
+    first time ``api_key`` is asked for, not when the settings are loaded, so reading
+    the settings never touches the system keyring.
+    """
+
+    def __init__(self, name: str, base_url: str, api_key: Optional[str] = None, model: str = ""):
+        self.name, self.base_url, self.model = name, base_url, model
+        self._key = api_key            # None: not read from the secret store yet
+
+    @property
+    def api_key(self) -> str:
+        if self._key is None:
+            from common import secret_store
+
+            self._key = secret_store.get_secret(secret_store.remote_key_name(self.name)) or ""
+        return self._key
+
+    @api_key.setter
+    def api_key(self, value: str) -> None:
+        self._key = value
+
+    @property
+    def key_known(self) -> bool:
+        """Whether the key was read or set (so saving has a key to store)."""
+        return self._key is not None
+
+    def to_dict(self) -> dict:
+        """What the settings file keeps: never the key."""
+        return {"name": self.name, "base_url": self.base_url, "model": self.model}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RemoteServer) and (self.to_dict(), self.api_key) == (other.to_dict(), other.api_key)
+
+    def __repr__(self) -> str:
+        return f"RemoteServer(name={self.name!r}, base_url={self.base_url!r}, model={self.model!r})"
+
+
+# The fields of the two nested values, as the settings file names them inside
+# "params" and "load"; files written before version 2 kept them at the top level.
+_PARAM_FIELDS = tuple(f.name for f in fields(GenerationParams))
+_LOAD_FIELDS = tuple(f.name for f in fields(LoadOptions))
+SETTINGS_VERSION = 2
 
 
 @dataclass
 class Settings:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
-    max_tokens: int = 1024
-    seed: Optional[int] = None          # None: a new seed for every reply
-    n_ctx: int = 8192
-    gpu_layers: str = "auto"            # "auto" or a whole number of layers as text
-    threads: int = 0                    # 0: every core but one (engine_threads)
+    params: GenerationParams = field(default_factory=GenerationParams)   # sampling, every reply
+    load: LoadOptions = field(default_factory=LoadOptions)               # how a model is loaded
     models_dir: str = ""                # "": the default models folder
     theme: str = "system"
-    active_model: str = ""              # a GGUF path, or "remote:<server name>"
+    active_model: str = ""              # a GGUF path, or a remote reference (models.model_ref)
     remote_servers: list[RemoteServer] = field(default_factory=list)
     welcome_done: bool = False          # the "New here?" banner was dismissed, or a first chat happened
     serve_on: bool = False              # the window serves its model on localhost (API for other programs)
@@ -70,45 +109,51 @@ class Settings:
     kv_cache_mb: int = 4096
 
     # conversions ------------------------------------------------------------
-    def generation_params(self):
-        from engine.types import GenerationParams  # engine builds on common, not the reverse
-
-        return GenerationParams(max_tokens=self.max_tokens, temperature=self.temperature,
-                                top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
-                                repeat_penalty=self.repeat_penalty, seed=self.seed)
-
-    def engine_threads(self) -> int:
-        """Threads for llama.cpp: the setting, or every core but one so the window stays responsive."""
-        return self.threads or max(1, (os.cpu_count() or 2) - 1)
-
-    def gpu_layers_value(self) -> str | int:
-        return "auto" if self.gpu_layers == "auto" else int(self.gpu_layers)
-
     def preset_name(self) -> str:
         for name, values in SAMPLING_PRESETS.items():
-            if all(abs(float(getattr(self, k)) - v) < 1e-9 for k, v in values.items()):
+            if all(abs(float(getattr(self.params, k)) - v) < 1e-9 for k, v in values.items()):
                 return name
         return "Custom"
 
     def with_preset(self, name: str) -> "Settings":
-        return replace(self, **SAMPLING_PRESETS[name])
+        return replace(self, params=replace(self.params, **SAMPLING_PRESETS[name]))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings file's content (no API keys)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["params"] = self.params.to_dict()
+        data["load"] = self.load.to_dict()
+        data["remote_servers"] = [s.to_dict() for s in self.remote_servers]
+        data["version"] = SETTINGS_VERSION
+        return data
 
     @classmethod
     def from_dict(cls, data: dict, problems: Optional[list[str]] = None) -> "Settings":
         """Build settings from stored data, keeping each valid value and defaulting the rest.
 
-        Each value that was replaced by its default is described in ``problems``.
+        Reads both today's layout and the flat one of files written before version 2
+        (sampling and load values at the top level). Each value that was replaced by
+        its default is described in ``problems``.
         """
         out = cls()
         problems = [] if problems is None else problems
         if not isinstance(data, dict):
             problems.append("the settings are not a JSON object: using the defaults")
             return out
+        data = _migrated(data)
+        for target, names, source in ((out.params, _PARAM_FIELDS, data.get("params")),
+                                      (out.load, _LOAD_FIELDS, data.get("load"))):
+            if source is None:
+                continue
+            if not isinstance(source, dict):
+                problems.append(f"{'params' if target is out.params else 'load'} is not an object: "
+                                "using the defaults")
+                continue
+            for name in names:
+                if name in source:
+                    _take(target, name, source[name], problems)
         for f in fields(cls):
-            if f.name not in data:
+            if f.name not in data or f.name in ("params", "load"):
                 continue
             value = data[f.name]
             if f.name == "remote_servers":
@@ -116,31 +161,51 @@ class Settings:
                 if value is None:
                     problems.append("remote servers: not a list, none are kept")
                     continue
+                out.remote_servers = value
             else:
-                msg = validate_field(f.name, value)
-                if msg is not None:
-                    default = getattr(out, f.name)
-                    problems.append(f"{f.name} = {_shown(value)} is not valid ({msg.rstrip('.')}): "
-                                    f"using the default, {_shown(default)}")
-                    continue
-            setattr(out, f.name, _coerce(f.name, value))
+                _take(out, f.name, value, problems)
         return out
 
     def errors(self) -> dict[str, str]:
         """Every invalid field with the message to show next to it."""
         found = {}
-        for f in fields(self):
-            if f.name == "remote_servers":
-                continue
-            msg = validate_field(f.name, getattr(self, f.name))
-            if msg:
-                found[f.name] = msg
+        for owner in (self, self.params, self.load):
+            for f in fields(owner):
+                if f.name in ("remote_servers", "params", "load"):
+                    continue
+                msg = validate_field(f.name, getattr(owner, f.name))
+                if msg:
+                    found[f.name] = msg
         for s in self.remote_servers:
             msg = validate_server(s)
             if msg:
                 found["remote_servers"] = msg
                 break
         return found
+
+
+def _migrated(data: dict) -> dict:
+    """Files before version 2 kept the sampling and load values at the top level."""
+    if not any(k in data for k in (*_PARAM_FIELDS, *_LOAD_FIELDS)):
+        return data
+    data = dict(data)
+    for key, names in (("params", _PARAM_FIELDS), ("load", _LOAD_FIELDS)):
+        nested = dict(data[key]) if isinstance(data.get(key), dict) else {}
+        for name in names:
+            if name in data:
+                nested.setdefault(name, data.pop(name))
+        data[key] = nested
+    return data
+
+
+def _take(target: Any, name: str, value: Any, problems: list[str]) -> None:
+    msg = validate_field(name, value)
+    if msg is not None:
+        default = getattr(target, name)
+        problems.append(f"{name} = {_shown(value)} is not valid ({msg.rstrip('.')}): "
+                        f"using the default, {_shown(default)}")
+        return
+    setattr(target, name, _coerce(name, value))
 
 
 def _is_number(v: Any) -> bool:
@@ -161,6 +226,9 @@ _RANGES = {
     "max_tokens": (1, 131072, True, "Max reply tokens must be a whole number from 1 to 131,072."),
     "n_ctx": (256, 1048576, True, "Context size must be a whole number from 256 to 1,048,576 tokens."),
     "threads": (0, 1024, True, "Threads must be 0 (automatic) or a whole number up to 1024."),
+    "repeat_last_n": (-1, 1048576, True, "Repeat window must be a whole number of tokens (-1: the whole context)."),
+    "frequency_penalty": (-2.0, 2.0, False, "Frequency penalty must be between -2 and 2."),
+    "presence_penalty": (-2.0, 2.0, False, "Presence penalty must be between -2 and 2."),
     "serve_port": (0, 65535, True, "The port must be a whole number from 1 to 65535 (0: any free port)."),
     "kv_cache_mb": (0, 10_000_000, True, "The conversation cache size must be a whole number of MB (0: off)."),
 }
@@ -182,6 +250,10 @@ def validate_field(name: str, value: Any) -> Optional[str]:
         if _is_int(value) and 0 <= value <= 10000:
             return None
         return "GPU layers must be \"auto\" or a whole number of layers (0 = CPU only)."
+    if name == "stop":
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value):
+            return None
+        return "Stop strings must be a list of texts."
     if name == "theme":
         return None if value in THEMES else "Theme must be system, light or dark."
     if name == "models_dir":
@@ -209,7 +281,9 @@ def validate_server(server: RemoteServer) -> Optional[str]:
 
 def _coerce(name: str, value: Any) -> Any:
     if name == "gpu_layers":
-        return "auto" if value == "auto" else str(int(value))
+        return "auto" if value == "auto" else int(value)
+    if name == "stop":
+        return tuple(value)
     if name in _RANGES:
         return int(value) if _RANGES[name][2] else float(value)
     if name == "seed" and value is not None:
@@ -233,6 +307,8 @@ def _servers_from(value: Any, problems: Optional[list[str]] = None) -> Optional[
             continue
         try:
             s = RemoteServer(**{k: str(item[k]) for k in ("name", "base_url", "api_key", "model") if k in item})
+            if item.get("api_key") in ("", None):
+                s.api_key = None       # no key in the file: read from the secret store when needed
         except TypeError:
             problems.append(f"remote server {n} has no name or address: left out")
             continue
@@ -280,7 +356,7 @@ def load_settings_checked(path: Optional[Path] = None) -> LoadedSettings:
                                            "using the defaults"], backup)
     problems: list[str] = []
     settings = Settings.from_dict(data, problems)
-    _restore_secrets(settings, data, path)
+    _move_legacy_keys(settings, data, path)
     return LoadedSettings(settings, problems)
 
 
@@ -298,22 +374,23 @@ def _keep_aside(path: Path) -> Optional[Path]:
         return None
 
 
-def _restore_secrets(settings: Settings, data: dict, path: Path) -> None:
-    """Fill in each server's API key from the secret store; move keys left in the file there."""
+def _move_legacy_keys(settings: Settings, data: dict, path: Path) -> None:
+    """Keys left in a file by an older version go to the secret store and out of the file.
+
+    Only then is the secret store touched while loading; other keys are read when a
+    server's ``api_key`` is first asked for.
+    """
+    legacy = [s for s in settings.remote_servers if s.key_known]
+    if not legacy:
+        return
     from common import secret_store
 
-    legacy = False
-    for server in settings.remote_servers:
-        if server.api_key:
-            legacy = True
-            secret_store.set_secret(secret_store.remote_key_name(server.name), server.api_key)
-        else:
-            server.api_key = secret_store.get_secret(secret_store.remote_key_name(server.name)) or ""
-    if legacy:
-        try:
-            _write(settings, path)       # the file without the keys
-        except (OSError, ValueError):
-            pass
+    for server in legacy:
+        secret_store.set_secret(secret_store.remote_key_name(server.name), server.api_key)
+    try:
+        _write(settings, path)       # the file without the keys
+    except (OSError, ValueError):
+        pass
 
 
 def save_settings(settings: Settings, path: Optional[Path] = None) -> Path:
@@ -331,7 +408,8 @@ def save_settings(settings: Settings, path: Optional[Path] = None) -> Path:
     path = Path(path) if path else data_paths().settings_file
     before = _stored_server_names(path)
     for server in settings.remote_servers:
-        secret_store.set_secret(secret_store.remote_key_name(server.name), server.api_key)
+        if server.key_known:        # a key never read is unchanged in the store
+            secret_store.set_secret(secret_store.remote_key_name(server.name), server.api_key)
     for name in before - {s.name for s in settings.remote_servers}:
         secret_store.delete_secret(secret_store.remote_key_name(name))
     return _write(settings, path)
@@ -349,7 +427,5 @@ def _write(settings: Settings, path: Path) -> Path:
     from common.atomic import atomic_write_text
 
     data = settings.to_dict()
-    for server in data.get("remote_servers", []):
-        server.pop("api_key", None)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))

@@ -5,8 +5,9 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence
 
+from common.inference_options import GpuLayers, default_n_ctx, default_threads  # noqa: F401 - engine's API
 from common.task import Cancelled, TaskHandle
 from engine.backend import EngineError
 from engine.context_window import fit_history, reply_reserve
@@ -17,31 +18,6 @@ from engine.types import ChatMessage, FitResult, GenerationParams, ReplyStats
 
 log = logging.getLogger(__name__)
 
-GpuLayers = Union[int, str]  # an int, or "auto"
-
-
-def default_threads() -> int:
-    """Physical cores when known (llama.cpp's own choice), else logical ones."""
-    try:
-        cores = set()
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            phys = core = None
-            for line in f:
-                if line.startswith("physical id"):
-                    phys = line.split(":")[1].strip()
-                elif line.startswith("core id"):
-                    core = line.split(":")[1].strip()
-                    cores.add((phys, core))
-        if cores:
-            return min(len(cores), os.cpu_count() or len(cores))
-    except OSError:
-        pass
-    return max(1, os.cpu_count() or 1)
-
-
-def default_n_ctx(n_ctx_train: Optional[int]) -> int:
-    """The context window when none is asked for: the trained length, at most 8192."""
-    return min(8192, n_ctx_train or 8192)
 
 
 class LlamaCppBackend:

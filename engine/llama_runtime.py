@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import llama_cpp as C
 import numpy as np
 
+from common.inference_options import default_n_ctx
 from common.task import Cancelled, TaskHandle
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class LlamaRuntime:
         self.n_ctx_train = C.llama_model_n_ctx_train(self.model)
 
         cparams = C.llama_context_default_params()
-        cparams.n_ctx = n_ctx if n_ctx else min(8192, self.n_ctx_train)
+        cparams.n_ctx = n_ctx if n_ctx else default_n_ctx(self.n_ctx_train)
         cparams.n_batch = n_batch
         cparams.n_ubatch = n_batch
         cparams.n_threads = n_threads

@@ -131,7 +131,7 @@ def estimate_seconds(parameters: int, text_chars: Optional[int] = None, threads:
 
 
 def _default_threads() -> int:
-    from engine.llama_backend import default_threads
+    from common.inference_options import default_threads
 
     return default_threads()
 

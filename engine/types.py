@@ -4,31 +4,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+from common.inference_options import GenerationParams  # noqa: F401 - the engine's sampling type
+
 
 @dataclass(frozen=True)
 class ChatMessage:
     role: str          # "system" | "user" | "assistant"
     content: str
-
-
-@dataclass
-class GenerationParams:
-    max_tokens: int = 512
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
-    repeat_last_n: int = 64
-    frequency_penalty: float = 0.0   # OpenAI's: minus this per earlier occurrence (last repeat_last_n)
-    presence_penalty: float = 0.0    # OpenAI's: minus this once a token occurred
-    seed: Optional[int] = None
-    stop: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["stop"] = list(self.stop)
-        return d
 
 
 @dataclass

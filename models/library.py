@@ -348,20 +348,22 @@ def demo_entry() -> Optional[LibraryEntry]:
     return LibraryEntry(path, "gguf", "demo", path.name, stat.st_size, [path], info=info)
 
 
-def scan(problems: Optional[list] = None, *, include_demo: bool = False) -> list[LibraryEntry]:
+def scan(problems: Optional[list] = None, *, include_demo: bool = False,
+         models_dir: Optional[Path] = None) -> list[LibraryEntry]:
     """Every model found. A file that cannot be used is listed with its ``problem``; one
     that cannot even be listed (a malformed index) is skipped, named in ``problems`` (a
     list the caller passes, of sentences) and in the log, and the scan goes on.
     ``include_demo`` adds the demo model last (as the window and ``llamadesk models`` list
-    it), unless it is already among them."""
-    entries = _scan(problems)
+    it), unless it is already among them. ``models_dir``: the models folder chosen in
+    Settings (``models.choices.models_folder``); the default data folder when None."""
+    entries = _scan(problems, Path(models_dir) if models_dir else data_paths().models)
     demo = demo_entry() if include_demo else None
     if demo is not None and all(Path(e.path).resolve() != demo.path.resolve() for e in entries):
         entries.append(demo)
     return entries
 
 
-def _scan(problems: Optional[list]) -> list[LibraryEntry]:
+def _scan(problems: Optional[list], models: Path) -> list[LibraryEntry]:
     with _LOCK:
         data = load_index(problems)
     entries: list[LibraryEntry] = []
@@ -373,7 +375,6 @@ def _scan(problems: Optional[list]) -> list[LibraryEntry]:
             seen.add(key)
             entries.append(e)
 
-    models = data_paths().models
     if models.is_dir():
         for files in _gguf_groups(models):
             add(_gguf_entry(files, "models", data))

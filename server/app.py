@@ -109,7 +109,7 @@ class ApiState:
         """Sampling defaults: the user's settings, the same file the window and the CLI read."""
         from common.settings import load_settings
 
-        return load_settings().generation_params()
+        return load_settings().params
 
     def count_request(self) -> None:
         with self._lock:

@@ -1,15 +1,12 @@
 """The chat with a real model: stream, regenerate, branches, continue, stop, close mid-reply."""
 from __future__ import annotations
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
 from engine.types import GenerationParams
-from tests.gui_helpers import active_path, send_and_wait
-
-pytestmark = pytest.mark.usefixtures("one_engine_thread")
+from tests.gui_helpers import active_path, make_window, one_engine_thread, send_and_wait  # noqa: F401
 
 
 def test_reply_streams_in_frames_and_is_saved_with_stats(qtbot, make_window):
@@ -49,7 +46,7 @@ def test_regenerate_and_navigate_alternatives(qtbot, make_window):
     w = make_window()
     send_and_wait(qtbot, w, "Say hello.")
     first = active_path(w)[-1]
-    w.params = w.session.params = GenerationParams(max_tokens=24, temperature=1.0, seed=99)
+    w.settings.params = GenerationParams(max_tokens=24, temperature=1.0, seed=99)
     with qtbot.waitSignal(w.reply_completed, timeout=120000):
         w.chat_view.run_link(f"regen:{first.id}")
     second = active_path(w)[-1]
@@ -85,7 +82,7 @@ def test_edit_makes_a_branch(qtbot, make_window):
 
 def test_escape_stops_and_continue_extends_the_reply(qtbot, make_window):
     w = make_window()
-    w.params = w.session.params = GenerationParams(max_tokens=400, temperature=0.8, seed=3)
+    w.settings.params = GenerationParams(max_tokens=400, temperature=0.8, seed=3)
     tokens = []
     w.worker.token_received.connect(tokens.append)
     w.send("Write a long story about a llama.")
@@ -96,7 +93,7 @@ def test_escape_stops_and_continue_extends_the_reply(qtbot, make_window):
     reply = active_path(w)[-1]
     assert reply.state == "cancelled" and reply.content
     assert "Reply stopped before the end." in w.chat_view.toPlainText()
-    w.params = w.session.params = GenerationParams(max_tokens=16, temperature=0.0, seed=1)
+    w.settings.params = GenerationParams(max_tokens=16, temperature=0.0, seed=1)
     with qtbot.waitSignal(w.reply_completed, timeout=120000):
         w.chat_view.run_link(f"continue:{reply.id}")
     after = w.store.get_message(reply.id)
@@ -109,7 +106,7 @@ def test_closing_mid_generation_saves_the_partial_reply(qtbot, smollm2_path):
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.model_ready, timeout=120000)
-    w.params = w.session.params = GenerationParams(max_tokens=1000, temperature=0.8, seed=5)
+    w.settings.params = GenerationParams(max_tokens=1000, temperature=0.8, seed=5)
     tokens = []
     w.worker.token_received.connect(tokens.append)
     w.send("Tell me everything about the history of llamas.")

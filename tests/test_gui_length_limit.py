@@ -2,14 +2,9 @@
 exactly where the reply stopped."""
 from __future__ import annotations
 
-import pytest
-
 from app.chat.conversation_views import message_view
 from engine.types import GenerationParams
-from tests.gui_helpers import active_path, send_and_wait
-
-pytestmark = pytest.mark.usefixtures("one_engine_thread")
-
+from tests.gui_helpers import active_path, make_window, one_engine_thread, send_and_wait  # noqa: F401
 
 STORY = "Write a long story about a girl named Lila who sews a cloth on a boat."
 
@@ -19,7 +14,7 @@ def test_a_reply_cut_by_max_tokens_says_so_and_continues_in_place(qtbot, make_wi
     assert send_and_wait(qtbot, w, STORY) == "length"
     whole = active_path(w)[-1].content
     # another answer beside it, the same one (greedy) but cut at 9 tokens
-    w.params = w.session.params = GenerationParams(max_tokens=9, temperature=0.0, seed=1)
+    w.settings.params = GenerationParams(max_tokens=9, temperature=0.0, seed=1)
     with qtbot.waitSignal(w.reply_completed, timeout=60000):
         w.regenerate_last()
     reply = active_path(w)[-1]
@@ -29,7 +24,7 @@ def test_a_reply_cut_by_max_tokens_says_so_and_continues_in_place(qtbot, make_wi
     assert "Reply reached the length limit (9 tokens). Continue" in shown
     assert message_view(w.store, reply).state == "truncated"
 
-    w.params = w.session.params = GenerationParams(max_tokens=31, temperature=0.0, seed=1)
+    w.settings.params = GenerationParams(max_tokens=31, temperature=0.0, seed=1)
     with qtbot.waitSignal(w.reply_completed, timeout=60000) as done:
         w.chat_view.run_link(f"continue:{reply.id}")
     assert done.args[0] == "length"

@@ -12,8 +12,7 @@ from app.main_window import MainWindow
 from common.paths import data_paths
 from engine import quality
 from models import library
-
-pytestmark = pytest.mark.usefixtures("one_engine_thread")
+from tests.gui_helpers import one_engine_thread  # noqa: F401
 
 
 @pytest.fixture

@@ -158,8 +158,8 @@ def test_bad_settings_values_use_defaults_and_the_window_says_which(qtbot, start
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"temperature": 9, "top_k": "many", "theme": "pink", "n_ctx": 4096}))
     s = started()
-    assert s.window.settings.temperature == 0.7 and s.window.settings.top_k == 40
-    assert s.window.settings.theme == "system" and s.window.settings.n_ctx == 4096   # the good one is kept
+    assert s.window.settings.params.temperature == 0.7 and s.window.settings.params.top_k == 40
+    assert s.window.settings.theme == "system" and s.window.settings.load.n_ctx == 4096   # the good one is kept
     text = notices(s.window)["NoticeBar"]
     for name in ("temperature = 9", 'top_k = "many"', 'theme = "pink"'):
         assert name in text

@@ -2,11 +2,10 @@
 and empty trash (both asked first)."""
 from __future__ import annotations
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-pytestmark = pytest.mark.usefixtures("one_engine_thread")
+from tests.gui_helpers import make_window, one_engine_thread  # noqa: F401
 
 
 def _titles(widget_list) -> list[str]:

@@ -1,7 +1,8 @@
 """Sidebar, context meter and overflow marker, settings that persist, shortcuts."""
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
@@ -9,8 +10,7 @@ from app.chat.message_html import memory_marker_text
 from app.main_window import MainWindow
 from app.shortcuts import SHORTCUTS
 from common.settings import Settings, load_settings, save_settings
-
-pytestmark = pytest.mark.usefixtures("one_engine_thread")
+from tests.gui_helpers import active_path, make_window, one_engine_thread, send_and_wait  # noqa: F401
 
 
 def test_sidebar_new_rename_pin_delete_undo_search(qtbot, make_window):
@@ -87,21 +87,21 @@ def test_settings_persist_across_a_restart_and_bad_values_are_refused(qtbot, mak
     dialog.models_dir.setText("")
     assert dialog.save_button.isEnabled()
     qtbot.mouseClick(dialog.save_button, Qt.LeftButton)
-    assert w.theme == "dark" and w.params.max_tokens == 321
+    assert w.theme == "dark" and w.settings.params.max_tokens == 321
     w.close()
     saved = load_settings()
-    assert (saved.temperature, saved.max_tokens, saved.seed, saved.theme) == (0.2, 321, 7, "dark")
+    assert (saved.params.temperature, saved.params.max_tokens, saved.params.seed, saved.theme) == (0.2, 321, 7, "dark")
     assert saved.system_prompt == "You answer in one sentence."
-    w2 = make_window()
-    assert w2.settings.max_tokens == 321 and w2.theme == "dark"
+    w2 = make_window(max_tokens=None)
+    assert w2.settings.params.max_tokens == 321 and w2.theme == "dark"
 
 
 def test_settings_file_keeps_good_values_and_drops_bad_ones(tmp_path):
     path = tmp_path / "settings.json"
     path.write_text('{"temperature": 9, "top_k": 12, "theme": "pink", "gpu_layers": "20", "seed": 4}')
     s = load_settings(path)
-    assert (s.temperature, s.top_k, s.theme, s.gpu_layers, s.seed) == (0.7, 12, "system", "20", 4)
-    s.n_ctx = 10
+    assert (s.params.temperature, s.params.top_k, s.theme, s.load.gpu_layers, s.params.seed) == (0.7, 12, "system", 20, 4)
+    s.load.n_ctx = 10
     try:
         save_settings(s, path)
     except ValueError as exc:
@@ -138,3 +138,14 @@ def test_system_prompt_default_and_per_conversation(qtbot, make_window):
     assert w.session.engine_messages()[0].content == w.settings.system_prompt
     w.store.set_system_prompt(conv, "Answer like a pirate.")
     assert w.session.engine_messages()[0].content == "Answer like a pirate."
+
+
+def test_the_sampling_settings_are_what_the_reply_is_generated_with(qtbot, make_window):
+    w = make_window(max_tokens=None)
+    s = load_settings()
+    s.params = replace(s.params, max_tokens=5, temperature=0.0, seed=3)
+    w.apply_settings(s)                    # what the Settings dialog's Save does
+    assert send_and_wait(qtbot, w, "Tell me a long story about the sea.") == "length"
+    reply = active_path(w)[-1]
+    assert reply.stats["gen_tokens"] == 5 and reply.stats["length_limit"] == 5
+    assert (reply.params["max_tokens"], reply.params["temperature"], reply.params["seed"]) == (5, 0.0, 3)

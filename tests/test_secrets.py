@@ -122,7 +122,7 @@ def test_keys_in_an_old_settings_file_are_moved_out_of_it(ring, request):
     path.write_text(json.dumps({"temperature": 0.3, "remote_servers": [
         {"name": "vllm", "base_url": "https://gpu.example/v1", "api_key": KEY, "model": "m"}]}))
     loaded = load_settings()
-    assert loaded.remote_servers[0].api_key == KEY and loaded.temperature == 0.3
+    assert loaded.remote_servers[0].api_key == KEY and loaded.params.temperature == 0.3
     assert KEY not in path.read_text()
     assert json.loads(path.read_text())["remote_servers"][0]["name"] == "vllm"
     if ring == "memory":

@@ -6,8 +6,7 @@ from PySide6.QtCore import Qt
 
 from app.main_window import MainWindow
 from engine.types import GenerationParams
-
-pytestmark = pytest.mark.usefixtures("one_engine_thread")
+from tests.gui_helpers import one_engine_thread  # noqa: F401
 
 
 @pytest.fixture
@@ -22,7 +21,7 @@ def window(qtbot, smollm2_path):
 
 def test_enter_sends_and_reply_streams(qtbot, window):
     # the session samples with its own params: greedy there too, or the reply is random
-    window.params = window.session.params = GenerationParams(max_tokens=40, temperature=0.0, seed=1)
+    window.settings.params = GenerationParams(max_tokens=40, temperature=0.0, seed=1)
     pieces = []
     window.worker.token_received.connect(pieces.append)
     qtbot.keyClicks(window.composer, "What is the capital of France?")
@@ -47,7 +46,7 @@ def test_shift_enter_adds_a_line(qtbot, window):
 
 
 def test_stop_ends_generation_within_a_couple_of_tokens(qtbot, window):
-    window.params = window.session.params = GenerationParams(max_tokens=2000, temperature=0.8, seed=7)
+    window.settings.params = GenerationParams(max_tokens=2000, temperature=0.8, seed=7)
     counts = {"all": 0, "after_stop": 0}
     stopped = {"flag": False}
 

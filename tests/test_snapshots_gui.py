@@ -6,9 +6,7 @@ import pytest
 from app.main_window import MainWindow
 from engine import snapshots
 from engine.types import GenerationParams
-from tests.gui_helpers import send_and_wait
-
-pytestmark = pytest.mark.usefixtures("one_engine_thread")
+from tests.gui_helpers import one_engine_thread, send_and_wait  # noqa: F401
 
 LONG = "Tell me about lighthouses and the people who kept them, in detail please. " * 4
 
@@ -24,8 +22,7 @@ def open_window(qtbot, tiny_gguf_factory):
         made.append(w)
         w.show()
         qtbot.waitUntil(lambda: w.model_ready, timeout=60000)
-        w.params = GenerationParams(max_tokens=6, temperature=0.0, seed=1)
-        w.session.params = w.params
+        w.settings.params = GenerationParams(max_tokens=6, temperature=0.0, seed=1)
         return w
 
     yield make

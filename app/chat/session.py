@@ -37,7 +37,7 @@ class ChatSession(QObject):
         self.conversation_id: Optional[int] = None
         self.system_prompt = ""
         self.model_name = ""
-        self.params = None
+        self.settings = None           # common.settings.Settings: replies use settings.params
         self._writer = None
         self._stream_msg: Optional[MessageView] = None
         self.last_deleted: Optional[int] = None
@@ -169,6 +169,11 @@ class ChatSession(QObject):
         self._stream_msg = view
         self.view.begin_stream(view)
         self.generation_requested.emit(messages, self.params)
+
+    @property
+    def params(self):
+        """The sampling parameters the next reply is generated with (the window's Settings)."""
+        return self.settings.params if self.settings is not None else None
 
     def _params_dict(self) -> dict:
         return self.params.to_dict() if self.params is not None else {}

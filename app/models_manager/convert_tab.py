@@ -9,7 +9,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-from app.model_choices import models_folder
+from models.choices import models_folder
 from app.models_manager.quality_views import conversions_html, measure_option_text
 from app.threads import run_in_background
 from common.task import TaskHandle, format_bytes, format_eta

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox,
                                QPushButton, QSplitter, QVBoxLayout, QWidget)
 
-from app.model_choices import models_folder
+from models.choices import models_folder
 from app.models_manager.library_details import details_html, list_text, warning_text
 from app.threads import run_in_background
 from common.task import format_bytes, format_eta, plural

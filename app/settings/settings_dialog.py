@@ -60,13 +60,13 @@ class SettingsDialog(QDialog):
         self.preset.setAccessibleName("Sampling preset")
         self.preset.addItems(list(SAMPLING_PRESETS) + ["Custom"])
         self.preset.setCurrentText(s.preset_name())
-        self.temperature = self._double(s.temperature, 0, 2, 0.05, "Temperature")
-        self.top_p = self._double(s.top_p, 0, 1, 0.01, "Top-p")
-        self.top_k = self._int(s.top_k, 0, 1000, "Top-k")
-        self.min_p = self._double(s.min_p, 0, 1, 0.01, "Min-p")
-        self.repeat_penalty = self._double(s.repeat_penalty, 0.5, 2, 0.01, "Repeat penalty")
-        self.max_tokens = self._int(s.max_tokens, 1, 131072, "Max reply tokens")
-        self.seed = QLineEdit("" if s.seed is None else str(s.seed))
+        self.temperature = self._double(s.params.temperature, 0, 2, 0.05, "Temperature")
+        self.top_p = self._double(s.params.top_p, 0, 1, 0.01, "Top-p")
+        self.top_k = self._int(s.params.top_k, 0, 1000, "Top-k")
+        self.min_p = self._double(s.params.min_p, 0, 1, 0.01, "Min-p")
+        self.repeat_penalty = self._double(s.params.repeat_penalty, 0.5, 2, 0.01, "Repeat penalty")
+        self.max_tokens = self._int(s.params.max_tokens, 1, 131072, "Max reply tokens")
+        self.seed = QLineEdit("" if s.params.seed is None else str(s.params.seed))
         self.seed.setPlaceholderText("random")
         self.seed.setAccessibleName("Seed")
         form.addRow("Default system prompt", self.system_prompt)
@@ -87,22 +87,22 @@ class SettingsDialog(QDialog):
     def _model_tab(self, s: Settings) -> QWidget:
         w = QWidget()
         form = QFormLayout(w)
-        self.n_ctx = self._int(s.n_ctx, 256, 1048576, "Context size")
+        self.n_ctx = self._int(s.load.n_ctx, 256, 1048576, "Context size")
         self.n_ctx.setSingleStep(1024)
         self.gpu_auto = QRadioButton("Automatic (as many layers as fit)")
         self.gpu_manual = QRadioButton("Layers on GPU:")
         group = QButtonGroup(w)
         group.addButton(self.gpu_auto)
         group.addButton(self.gpu_manual)
-        self.gpu_layers = self._int(0 if s.gpu_layers == "auto" else int(s.gpu_layers), 0, 10000, "GPU layers")
-        (self.gpu_auto if s.gpu_layers == "auto" else self.gpu_manual).setChecked(True)
-        self.gpu_layers.setEnabled(s.gpu_layers != "auto")
+        self.gpu_layers = self._int(0 if s.load.gpu_layers == "auto" else int(s.load.gpu_layers), 0, 10000, "GPU layers")
+        (self.gpu_auto if s.load.gpu_layers == "auto" else self.gpu_manual).setChecked(True)
+        self.gpu_layers.setEnabled(s.load.gpu_layers != "auto")
         self.gpu_manual.toggled.connect(self.gpu_layers.setEnabled)
         gpu_row = QHBoxLayout()
         gpu_row.addWidget(self.gpu_manual)
         gpu_row.addWidget(self.gpu_layers)
-        self.threads = self._int(s.threads, 0, 1024, "Threads")
-        self.threads.setSpecialValueText("automatic (all cores but one)")
+        self.threads = self._int(s.load.threads, 0, 1024, "Threads")
+        self.threads.setSpecialValueText("automatic (physical cores)")
         self.models_dir = QLineEdit(s.models_dir)
         self.models_dir.setPlaceholderText("default models folder")
         self.models_dir.setAccessibleName("Models folder")
@@ -197,14 +197,16 @@ class SettingsDialog(QDialog):
         """The settings the form shows (may be invalid: see ``problems``)."""
         seed_text = self.seed.text().strip()
         seed = int(seed_text) if seed_text.isdigit() else (None if not seed_text else seed_text)
+        params = replace(
+            self._base.params, temperature=round(self.temperature.value(), 4),
+            top_p=round(self.top_p.value(), 4), top_k=self.top_k.value(), min_p=round(self.min_p.value(), 4),
+            repeat_penalty=round(self.repeat_penalty.value(), 4), max_tokens=self.max_tokens.value(), seed=seed)
+        load = replace(self._base.load, n_ctx=self.n_ctx.value(),
+                       gpu_layers="auto" if self.gpu_auto.isChecked() else self.gpu_layers.value(),
+                       threads=self.threads.value())
         return replace(
-            self._base, system_prompt=self.system_prompt.toPlainText(),
-            temperature=round(self.temperature.value(), 4), top_p=round(self.top_p.value(), 4),
-            top_k=self.top_k.value(), min_p=round(self.min_p.value(), 4),
-            repeat_penalty=round(self.repeat_penalty.value(), 4), max_tokens=self.max_tokens.value(),
-            seed=seed, n_ctx=self.n_ctx.value(),
-            gpu_layers="auto" if self.gpu_auto.isChecked() else str(self.gpu_layers.value()),
-            threads=self.threads.value(), models_dir=self.models_dir.text().strip(),
+            self._base, system_prompt=self.system_prompt.toPlainText(), params=params, load=load,
+            models_dir=self.models_dir.text().strip(),
             serve_on=self.serve_on.isChecked(), serve_port=self.serve_port.value(),
             kv_cache_mb=self.kv_cache_mb.value(),
             theme=self.theme.currentData(), remote_servers=self.servers.servers())
@@ -212,7 +214,7 @@ class SettingsDialog(QDialog):
     def problems(self) -> dict[str, str]:
         s = self.current()
         found = s.errors()
-        if isinstance(s.seed, str):
+        if isinstance(s.params.seed, str):
             found["seed"] = validate_field("seed", "x")
         return found
 

@@ -9,8 +9,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QProgressBar, QPushButton
 
 from app.widgets.elided_label import ElidedLabel
 from common.task import format_bytes
-
-REMOTE_PREFIX = "remote:"
+from models.choices import remote_name, remote_ref
 
 
 class ModelBar(QWidget):
@@ -70,7 +69,7 @@ class ModelBar(QWidget):
         for p in paths:
             self.picker.addItem(Path(p).stem, p)
         for name in remote_names:
-            self.picker.addItem(f"{name} (remote server)", REMOTE_PREFIX + name)
+            self.picker.addItem(f"{name} (remote server)", remote_ref(name))
         if not paths and not remote_names:
             self.picker.addItem("No model yet: open Models…", "")
         idx = self.picker.findData(current)
@@ -82,7 +81,7 @@ class ModelBar(QWidget):
     def _show_picker_tooltip(self) -> None:
         """The whole name (a long one may be cut), and where the file is."""
         name, data = self.picker.currentText(), self.picker.currentData() or ""
-        where = "" if not data or data.startswith(REMOTE_PREFIX) else f"\n{data}"
+        where = "" if not data or remote_name(data) is not None else f"\n{data}"
         self.picker.setToolTip(name + where)
 
     def show_loading(self, name: str) -> None:

@@ -62,7 +62,7 @@ def main() -> int:
         w.resize(980, 620)
         w.show()
         wait(lambda: w.model_ready)
-        w.params = w.session.params = GenerationParams(max_tokens=60, temperature=0.0, seed=1)
+        w.settings.params = GenerationParams(max_tokens=60, temperature=0.0, seed=1)
         done = []
         w.reply_completed.connect(done.append)
         w.send(STORY)

@@ -133,7 +133,7 @@ def main() -> int:
     w.show()
     wait_until(app, lambda: w.model_ready)
     w.session.open(conv)
-    w.params = w.session.params = GenerationParams(max_tokens=48, temperature=0.0, seed=1)
+    w.settings.params = GenerationParams(max_tokens=48, temperature=0.0, seed=1)
     done = []
     w.reply_completed.connect(done.append)
     w.send("Thanks! How do I show only the three most common words?")

@@ -43,7 +43,7 @@ def main() -> int:
     w.resize(980, 620)
     w.show()
     wait(lambda: w.model_ready and w.server_switch.serving)
-    w.params = w.session.params = GenerationParams(max_tokens=48, temperature=0.0, seed=1)
+    w.settings.params = GenerationParams(max_tokens=48, temperature=0.0, seed=1)
     url = f"http://127.0.0.1:{w.server_switch.port}/v1"
 
     def client():
