@@ -209,7 +209,9 @@ class ServerSwitch(QObject):
         if self.server is None:
             return
         server, self.server = self.server, None
-        server.stop()
+        # Replies in flight are cancelled at once; a stream still waiting for the worker
+        # (busy with the window's own reply) ends on uvicorn's thread, not the GUI's.
+        server.stop(timeout=1.0)
         self._check_button(False)
         self._show()
         self.serving_changed.emit(False)
