@@ -22,10 +22,13 @@ DISCONNECT_POLL_S = 0.25
 
 
 class Reply:
-    def __init__(self, service, request: GenerationRequest, *, http_request=None):
+    def __init__(self, service, request: GenerationRequest, *, http_request=None, stream: bool = False):
         self.service = service
         self.request = request
         self.http_request = http_request
+        # A streamed body has Starlette watching for the client leaving; before it starts
+        # (the prompt is read) and for a reply sent whole, this class watches itself.
+        self._watch_body = not stream
         self.stats: Optional[ReplyStats] = None
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -41,8 +44,8 @@ class Reply:
     def cancel(self) -> None:
         self.request.handle.cancel()
 
-    async def _next(self):
-        if self.http_request is None:
+    async def _next(self, watch: bool = True):
+        if self.http_request is None or not watch:
             return await self._queue.get()
         while True:   # a non-streamed reply: notice a client that left while we wait
             try:
@@ -70,7 +73,7 @@ class Reply:
     async def pieces(self) -> AsyncIterator[str]:
         try:
             while True:
-                kind, value = await self._next()
+                kind, value = await self._next(self._watch_body)
                 if kind == "text":
                     yield value
                 elif kind == "done":

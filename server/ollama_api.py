@@ -176,7 +176,7 @@ async def chat(request):
                 raise bad(f"messages[{i}] has images; this server takes text only")
     messages = chat_messages(raw, tools_in_template=False)
     req = GenerationRequest(params=params, on_event=None, messages=messages, grammar=_format_grammar(body))
-    reply = Reply(state.service, req, http_request=None if stream else request)
+    reply = Reply(state.service, req, http_request=request, stream=stream)
     state.count_request()
     return await _respond(request, reply, model, stream,
                           lambda text: {"message": {"role": "assistant", "content": text}}, {})
@@ -202,6 +202,6 @@ async def generate(request):
     else:
         messages = ([ChatMessage("system", system)] if system else []) + [ChatMessage("user", prompt)]
         req = GenerationRequest(params=params, on_event=None, messages=messages, grammar=grammar)
-    reply = Reply(state.service, req, http_request=None if stream else request)
+    reply = Reply(state.service, req, http_request=request, stream=stream)
     state.count_request()
     return await _respond(request, reply, model, stream, lambda text: {"response": text}, {})

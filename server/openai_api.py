@@ -98,7 +98,7 @@ async def chat_completions(request):
             grammar = plan.grammar
     req = GenerationRequest(params=params, on_event=None, messages=messages, grammar=grammar,
                             strict=strict, template_vars=tvars)
-    reply = Reply(state.service, req, http_request=None if stream else request)
+    reply = Reply(state.service, req, http_request=request, stream=stream)
     state.count_request()
     stats = await reply.begin()
     headers = {DROPPED_HEADER: str(len(stats.dropped))}
@@ -185,7 +185,7 @@ async def completions(request):
     include_usage = bool(opts.get("include_usage")) if stream else True
     req = GenerationRequest(params=params, on_event=None, prompt=prompt,
                             grammar=response_format_grammar(body.get("response_format")))
-    reply = Reply(state.service, req, http_request=None if stream else request)
+    reply = Reply(state.service, req, http_request=request, stream=stream)
     state.count_request()
     await reply.begin()
     rid = "cmpl-" + uuid.uuid4().hex[:24]
