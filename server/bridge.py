@@ -59,6 +59,8 @@ class Reply:
             self.service.submit(self.request)
         except QueueFull as exc:
             raise ApiError(429, str(exc), type="server_error", code="queue_full") from None
+        except EngineError as exc:     # e.g. the window has no model loaded right now
+            raise ApiError(503, str(exc), type="server_error", code="model_not_loaded") from None
         try:
             kind, value = await self._next()
         except BaseException:

@@ -82,6 +82,20 @@ def test_window_chat_and_api_requests_share_the_model(qtbot, make_window):
     assert not w.server_switch.serving
 
 
+def test_no_model_in_the_window_is_a_503_with_a_sentence(qtbot):
+    from app.main_window import MainWindow
+
+    w = MainWindow()               # no model chosen yet
+    qtbot.addWidget(w)
+    w.show()
+    _set_port_any(w)
+    assert w.server_switch.start()
+    r = httpx.post(f"http://127.0.0.1:{w.server_switch.port}/v1/chat/completions", timeout=30,
+                   json={"messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 503 and "No model is loaded" in r.json()["error"]["message"]
+    w.close()
+
+
 def test_settings_dialog_turns_serving_on_and_off(qtbot, make_window):
     w = make_window(n_ctx=1024)
     _set_port_any(w)
