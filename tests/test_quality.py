@@ -193,3 +193,36 @@ def test_convert_command_measures_unless_told_not_to(tiny_llama, folder, capsys)
     assert "Mean KLD" in printed and "agrees with the original on" in printed
     entry = next(e for e in library.scan() if e.path == out)
     assert entry.quality["other_name"] == out.name and entry.quality["n_ctx"] == 512
+
+
+def test_the_words_put_a_measurement_next_to_published_figures():
+    from models.quant_quality import describe, format_kld
+
+    q = {"same_top": 0.919, "kld": 0.0313, "base_quant": "F16"}
+    assert describe(q, "Q4_K_M") == "agrees with the original on 92% of next tokens (KLD 0.031), typical for Q4_K_M"
+    worse = describe({**q, "kld": 0.11, "same_top": 0.85}, "Q4_K_M")
+    assert worse == ("agrees with the original on 85% of next tokens (KLD 0.11), more loss than a typical "
+                     "Q4_K_M (KLD 0.031 on Llama 3 8B), about what Q3_K_M gives")
+    assert describe({**q, "base_quant": "Q8_0", "kld": 0.0014}, "Q6_K").startswith("agrees with Q8_0 on 92%")
+    assert describe({**q, "kld": 0.5}, "Q4_0").endswith("about what Q2_K gives on Llama 3 8B")
+    assert describe({**q, "kld": 0.0, "same_top": 1.0}, "F16") == \
+        "agrees with the original on 100% of next tokens (KLD 0), no measurable loss"
+    assert (format_kld(0.00136), format_kld(0.45), format_kld(1.234)) == ("0.0014", "0.45", "1.23")
+
+
+def test_an_unmeasured_file_finds_the_best_original_of_the_same_model(tmp_path):
+    from models.gguf_info import GGUFInfo
+    from models.library import LibraryEntry
+    from models.quant_quality import find_reference
+
+    def entry(name, quant, params=1000, model="Tiny"):
+        info = GGUFInfo("llama", model, params, quant, 1, None, True, None, None, None, True)
+        return LibraryEntry(tmp_path / name, "gguf", "models", name, 1, [tmp_path / name], info=info)
+
+    q4, q8, f16 = entry("a-Q4_K_M.gguf", "Q4_K_M"), entry("a-Q8_0.gguf", "Q8_0"), entry("a-F16.gguf", "F16")
+    others = [entry("b-F16.gguf", "F16", model="Other"), entry("c-F16.gguf", "F16", params=2000)]
+    assert find_reference(q4, [q4, q8, *others]) is q8
+    assert find_reference(q4, [q8, f16, q4, *others]) is f16
+    assert find_reference(q8, [q8, q4, f16]) is f16
+    assert find_reference(q4, [q4, *others]) is None
+    assert find_reference(f16, [f16, q8, q4]) is None           # the original has nothing above it
