@@ -26,7 +26,7 @@ def manager(qtbot, smollm2_path):
     w = MainWindow(str(smollm2_path), n_ctx=512)
     qtbot.addWidget(w)
     win = w.open_model_manager()
-    with qtbot.waitSignal(win.library.scan_finished, timeout=30000):
+    with qtbot.waitSignal(win.library.scan_finished, timeout=120000):
         pass
     yield win
     w.close()
@@ -46,12 +46,12 @@ def test_library_measures_a_file_against_its_original_and_shows_it(qtbot, tiny_g
     w = MainWindow(str(smollm2_path), n_ctx=512)
     qtbot.addWidget(w)
     tab = w.open_model_manager().library
-    qtbot.waitUntil(lambda: len(tab.entries) >= 4, timeout=30000)
+    qtbot.waitUntil(lambda: len(tab.entries) >= 4, timeout=120000)
 
     _select(tab, "tiny-Q4_0.gguf")
     assert "not measured: it can be measured against tiny-F16.gguf" in tab.details.text()
     assert tab.measure_button.isVisibleTo(tab)
-    with qtbot.waitSignal(tab.scan_finished, timeout=60000):
+    with qtbot.waitSignal(tab.scan_finished, timeout=120000):
         qtbot.mouseClick(tab.measure_button, Qt.LeftButton)
     assert tab.status.text() == "Measured tiny-Q4_0.gguf."
     _select(tab, "tiny-Q4_0.gguf")
@@ -71,7 +71,7 @@ def test_library_measures_a_file_against_its_original_and_shows_it(qtbot, tiny_g
     qtbot.mouseClick(tab.measure_button, Qt.LeftButton)
     assert tab.measure_button.text() == "Cancel measuring"
     qtbot.mouseClick(tab.measure_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: tab._measure_op is None, timeout=60000)
+    qtbot.waitUntil(lambda: tab._measure_op is None, timeout=120000)
     assert tab.status.text() == "Measurement cancelled; nothing was changed."
     assert data_paths().library_file.read_bytes() == index_before
     assert "not measured" in tab.details.text() and tab.measure_button.text() == "Measure quality"
@@ -93,11 +93,15 @@ def test_convert_tab_offers_measuring_and_lists_earlier_files_side_by_side(qtbot
 
     tab.source.setText(str(tiny_llama.path))
     tab.update_estimate()
-    qtbot.waitUntil(lambda: "tiny-Q8_0.gguf" in tab.made_before.text() and bool(tab.sizes), timeout=30000)
+    qtbot.waitUntil(lambda: "tiny-Q8_0.gguf" in tab.made_before.text() and bool(tab.sizes), timeout=120000)
     table = tab.made_before.text()
     assert table.index("tiny-Q4_0.gguf") < table.index("tiny-Q8_0.gguf")      # smaller first
     q = next(e.quality for e in library.scan() if e.path == q4)
     assert f"{100 * q['same_top']:.0f}%" in table and "not measured" in table
+    # the chooser itself carries the figure of the quant already made and measured
+    q4_text = tab.quant.itemText(tab.quant.findData("q4_0"))
+    assert f"made: {100 * q['same_top']:.0f}% same next token" in q4_text and " · about " in q4_text
+    assert "made:" not in tab.quant.itemText(tab.quant.findData("q8_0"))
     assert "adds about" in tab.measure.text() and tab.measure.isEnabled()
     tab.quant.setCurrentIndex(tab.quant.findData("f16"))
     assert not tab.measure.isEnabled()                  # nothing to measure an original against
@@ -109,4 +113,4 @@ def test_convert_tab_offers_measuring_and_lists_earlier_files_side_by_side(qtbot
     assert tab.quality.text().startswith("Quality: agrees with the original on")
     made = next(e for e in library.scan() if str(e.path) == done.args[0])
     assert made.quality["other_quant"] == "Q4_K_M"
-    qtbot.waitUntil(lambda: made.name in tab.made_before.text(), timeout=30000)
+    qtbot.waitUntil(lambda: made.name in tab.made_before.text(), timeout=120000)

@@ -101,6 +101,7 @@ class ConvertTab(QWidget):
         self.output_row.hide()
         self.confirm_box = None
         self.sizes: dict[str, int] = {}
+        self._measured: dict = {}          # quant key -> " · made: 92% same next token · KLD 0.031"
         src_row = QHBoxLayout()
         src_row.addWidget(self.source, 1)
         src_row.addWidget(browse)
@@ -145,10 +146,10 @@ class ConvertTab(QWidget):
         if not src or not Path(src).is_dir():
             self._show_sizes(src, {})
             self.made_before.setText("")
-            self._listed_source = None
+            self._listed_source, self._measured = None, {}
             return
         if src != getattr(self, "_listed_source", None):
-            self._listed_source = src
+            self._listed_source, self._measured = src, {}
             self.refresh_made_before()
         if self.sizes and getattr(self, "_sized_source", None) == src:
             self._show_sizes(src, self.sizes)
@@ -171,10 +172,7 @@ class ConvertTab(QWidget):
         if src != self.source.text().strip():
             return  # the folder changed while this was measured
         self._sized_source, self.sizes = src, dict(sizes)
-        for i in range(self.quant.count()):
-            key = self.quant.itemData(i)
-            size = f" · about {format_bytes(sizes[key])}" if key in sizes else ""
-            self.quant.setItemText(i, self._quant_texts[key] + size)
+        self._label_quants(sizes)
         q = self.quant.currentData()
         self._show_measure_option(q, sizes)
         self._show_estimate(f"Output about {format_bytes(sizes[q])}"
@@ -200,8 +198,25 @@ class ConvertTab(QWidget):
 
             return conversions_of(library.scan(), source_path=src or None, repo_id=repo)
         (run_in_background(find, "made-before")
-         .on_success(lambda found: self.made_before.setText(conversions_html(found))
-                     if src == self.source.text().strip() else None).start())
+         .on_success(lambda found: self._show_made_before(src, found)).start())
+
+    def _show_made_before(self, src: str, found: list) -> None:
+        """The side-by-side table, and each measured quant's figure in the chooser itself."""
+        from models.quant_quality import short
+
+        if src != self.source.text().strip():
+            return  # the folder changed meanwhile
+        self.made_before.setText(conversions_html(found))
+        self._measured = {(e.provenance.get("quant") or "").lower(): f" · made: {short(e.quality)}"
+                          for e in found if e.quality}
+        self._label_quants(self.sizes if getattr(self, "_sized_source", None) == src else {})
+
+    def _label_quants(self, sizes: dict) -> None:
+        """Each chooser entry: the type, its estimated size and, when made before, its measured figure."""
+        for i in range(self.quant.count()):
+            key = self.quant.itemData(i)
+            size = f" · about {format_bytes(sizes[key])}" if key in sizes else ""
+            self.quant.setItemText(i, self._quant_texts[key] + size + self._measured.get(key, ""))
 
     def _measurer(self):
         if not self.measure.isChecked() or not self.measure.isEnabled():

@@ -5,7 +5,7 @@ from html import escape
 from typing import Optional
 
 from common.task import format_bytes
-from models.quant_quality import UNQUANTIZED, describe, format_kld
+from models.quant_quality import UNQUANTIZED, describe, format_kld, verdict
 
 
 def format_duration(seconds: float) -> str:
@@ -57,9 +57,10 @@ def conversions_html(entries) -> str:
         quant = escape((e.info.quant if e.info else None) or e.provenance.get("quant") or "?")
         same = f"{100 * q['same_top']:.0f}%" if q else "not measured"
         kld = format_kld(q["kld"]) if q else "–"
+        words = escape(verdict(q["kld"], q.get("other_quant") or quant)) if q else ""
         rows.append(f"<tr><td>{quant}</td><td>{format_bytes(e.size)}</td><td>{same}</td><td>{kld}</td>"
-                    f"<td>{escape(e.name)}</td></tr>")
+                    f"<td>{words}</td><td>{escape(e.name)}</td></tr>")
     head = ("<tr><th align=left>Quant</th><th align=left>Size</th><th align=left>Same next token</th>"
-            "<th align=left>KLD</th><th align=left>File</th></tr>")
+            "<th align=left>KLD</th><th align=left>Against published figures</th><th align=left>File</th></tr>")
     return (f"<b>Already made from this checkpoint</b><table cellspacing=0 cellpadding=3>{head}"
             f"{''.join(rows)}</table>")
