@@ -26,6 +26,9 @@ read back one chunk at a time. At any moment the process holds one model, one ch
 of logits and blocks of a few rows of arithmetic, never both models' logits for the
 whole text. The scratch file is removed on success, failure and cancel.
 
+Layers go to the GPU as the engine's planner fits them (``n_gpu_layers="auto"``), on the
+CPU otherwise; a load that runs out of GPU memory is retried on the CPU.
+
 Progress is reported in chunks (``extra["stage"] == "measure"``), a cancel stops
 within one chunk (inside llama.cpp's evaluation too), and nothing outside the scratch
 file is written: recording the result is the caller's business
@@ -39,7 +42,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -171,6 +174,19 @@ def _validate(path: Path) -> None:
         raise QualityError(f"{path.name} was refused: {exc}") from exc
 
 
+def _gpu_layers(path: Path, n_ctx: int, requested: Union[int, str]) -> int:
+    """Layers to offload: as asked, or for "auto" what the engine's planner fits in GPU memory."""
+    if requested != "auto":
+        return int(requested)
+    try:
+        from engine.gpu import detect_device
+        from engine.gpu_plan import model_sizes_from_gguf, plan_offload
+
+        return plan_offload(model_sizes_from_gguf(path), detect_device(), n_ctx).gpu_layers
+    except Exception:  # noqa: BLE001 - no usable GPU information: the CPU does it
+        return 0
+
+
 def _quant(rt) -> Optional[str]:
     from models.gguf_info import quant_name
 
@@ -293,7 +309,7 @@ def _scratch_file(near: Path, scratch_dir: Optional[Path]):
 
 def measure_quality(base, other, *, text: Optional[str] = None, text_name: Optional[str] = None,
                     n_ctx: int = DEFAULT_N_CTX, max_chunks: Optional[int] = DEFAULT_MAX_CHUNKS,
-                    threads: Optional[int] = None, n_gpu_layers: int = 0,
+                    threads: Optional[int] = None, n_gpu_layers: Union[int, str] = "auto",
                     handle: Optional[TaskHandle] = None, scratch_dir: Optional[Path] = None,
                     validate: bool = True, base_name: Optional[str] = None,
                     other_name: Optional[str] = None) -> QualityReport:
@@ -328,7 +344,6 @@ def measure_quality(base, other, *, text: Optional[str] = None, text_name: Optio
     first = n_ctx // 2
     scored = n_ctx - 1 - first
     threads = threads or _default_threads()
-    flash = True if n_gpu_layers == 0 else None   # what llama.cpp's "auto" picks on the CPU
     total = 2 * n_chunks
     names = {}
 
@@ -339,12 +354,19 @@ def measure_quality(base, other, *, text: Optional[str] = None, text_name: Optio
         return chunk
 
     def load(path: Path):
-        try:
-            return LlamaRuntime(path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=threads, n_batch=n_ctx,
-                                flash_attn=flash, handle=_LoadHandle(handle))
-        except LoadFailed as exc:
-            handle.check()
-            raise QualityError(f"{exc}; the measurement needs to load it.") from exc
+        layers = _gpu_layers(path, n_ctx, n_gpu_layers)
+        while True:
+            try:
+                # flash attention on the CPU too: llama.cpp's "auto" picks it, and it is faster
+                # for whole-chunk batches like these
+                return LlamaRuntime(path, n_ctx=n_ctx, n_gpu_layers=layers, n_threads=threads, n_batch=n_ctx,
+                                    flash_attn=True if layers == 0 else None, handle=_LoadHandle(handle))
+            except LoadFailed as exc:
+                handle.check()
+                if layers > 0:      # out of GPU memory, most likely: the CPU can still do it
+                    layers = 0
+                    continue
+                raise QualityError(f"{exc}; the measurement needs to load it.") from exc
 
     scratch, scratch_path = _scratch_file(other, scratch_dir)
     scales = np.empty((n_chunks, scored), dtype=np.float32)
