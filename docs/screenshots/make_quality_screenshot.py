@@ -32,7 +32,7 @@ def requantize(src: Path, dst: Path, file_type: int) -> None:
         raise SystemExit(f"could not write {dst.name}")
 
 
-def wait_until(app, cond, timeout=60.0) -> None:
+def wait_until(app, cond, timeout=600.0) -> None:
     end = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > end:
