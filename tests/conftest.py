@@ -171,3 +171,92 @@ def hub_server(monkeypatch, hub_repo_files):
                         server.url + "/{repo_id}/resolve/{revision}/{filename}")
     yield server
     server.stop()
+
+
+# --- GUI tests ------------------------------------------------------------------------
+# A GUI test module opts in with ``pytestmark = pytest.mark.usefixtures("one_engine_thread")``;
+# plain helpers (send_and_wait, active_path) live in tests/gui_helpers.py.
+
+@pytest.fixture
+def one_engine_thread(llamadesk_home):
+    """llama.cpp on one thread: the GUI thread keeps a core, and a busy machine cannot
+    stall a multi-thread barrier (with 2 threads on a loaded 2-core box, 50x slower)."""
+    from common.inference_options import LoadOptions
+    from common.settings import Settings, save_settings
+
+    save_settings(Settings(load=LoadOptions(threads=1)))
+
+
+@pytest.fixture
+def make_window(qtbot, smollm2_path, one_engine_thread):
+    """make_window(n_ctx=2048, max_tokens=24, **kw) -> a shown MainWindow with SmolLM2 loaded,
+    replying greedily with at most max_tokens tokens (None: with the saved settings)."""
+    from app.main_window import MainWindow
+    from engine.types import GenerationParams
+
+    made = []
+
+    def make(n_ctx: int = 2048, max_tokens: int = 24, **kw):
+        w = MainWindow(str(smollm2_path), n_ctx=n_ctx, **kw)
+        qtbot.addWidget(w)
+        made.append(w)
+        w.show()
+        qtbot.waitUntil(lambda: w.model_ready, timeout=60000)
+        # the count made at load has arrived, so a test waiting for the next one gets its own
+        qtbot.waitUntil(lambda: "tokens" in w.context_meter.label.text(), timeout=60000)
+        if max_tokens is not None:      # None: sample as the saved settings say
+            w.settings.params = GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=1)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+# --- an OpenAI-compatible server -------------------------------------------------------
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_server(smollm2_path, tmp_path_factory):
+    """llama_cpp.server on SmolLM2 at 127.0.0.1; yields its base URL."""
+    import subprocess
+
+    import httpx
+
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path), "--host", "127.0.0.1",
+             "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--model_alias", "smollm2"],
+            stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):  # up to ~2 minutes, paced by waiting on the process itself
+            try:
+                if httpx.get(url + "/v1/models", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            try:
+                proc.wait(timeout=0.2)
+                pytest.fail("llama_cpp.server exited:\n" + log_path.read_text(errors="replace")[-2000:])
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            pytest.fail("llama_cpp.server did not become ready")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

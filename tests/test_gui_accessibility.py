@@ -7,12 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PySide6.QtGui import QAccessible
 from PySide6.QtWidgets import (QAbstractButton, QAbstractItemView, QAbstractSlider, QAbstractSpinBox, QApplication,
                                QComboBox, QLabel, QLineEdit, QPlainTextEdit, QScrollBar, QSizePolicy, QTabBar,
                                QTextEdit, QWidget)
 
-from tests.gui_helpers import make_window, one_engine_thread  # noqa: F401
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
+
 
 ROOT = Path(__file__).resolve().parents[1]
 INTERACTIVE = (QAbstractButton, QLineEdit, QPlainTextEdit, QTextEdit, QComboBox, QAbstractSpinBox,

@@ -1,12 +1,15 @@
 """The chat with a real model: stream, regenerate, branches, continue, stop, close mid-reply."""
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
 from engine.types import GenerationParams
-from tests.gui_helpers import active_path, make_window, one_engine_thread, send_and_wait  # noqa: F401
+from tests.gui_helpers import active_path, send_and_wait
+
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
 
 
 def test_reply_streams_in_frames_and_is_saved_with_stats(qtbot, make_window):

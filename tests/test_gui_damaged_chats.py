@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from PySide6.QtCore import Qt
 
 from chat.store import ChatStore
-from tests.gui_helpers import make_window, one_engine_thread  # noqa: F401
 from tests.test_chat_hostile_import import DAMAGE
+
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
 
 
 def test_damaged_rows_are_listed_opened_and_trashed(qtbot, make_window):

@@ -10,8 +10,9 @@ from app.main_window import MainWindow
 from common.paths import data_paths
 from models import hub_env
 from tests.fixtures.hub_server import write_llama3_gguf
-from tests.gui_helpers import one_engine_thread  # noqa: F401
 from tests.test_hostile_gguf_sets import HOSTILE_SECOND_PARTS, PART1, PART2
+
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
 
 
 @pytest.fixture

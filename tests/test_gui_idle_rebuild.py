@@ -1,6 +1,8 @@
 """The engine worker re-reads a shifted cache exactly while idle, a chunk per event-loop turn."""
 from __future__ import annotations
 
+import threading
+
 from PySide6.QtCore import QObject, Signal
 
 from app.engine_worker import EngineWorker, LoadRequest
@@ -41,7 +43,25 @@ def test_idle_rebuild_after_a_shift_and_a_request_meanwhile(qtbot, smollm2_path)
         qtbot.waitUntil(lambda: bool(refreshed), timeout=60000)
         assert refreshed == [True] and worker.backend.cache_exact
 
-        # Shift again, then ask at once: the queued request runs before the next chunk.
+        # Shift again, then ask while a chunk of the re-read is running: the queued request
+        # runs before the next chunk.
+        events, chunk_running, request_queued = [], threading.Event(), threading.Event()
+        backend = worker.backend
+        real_rebuild, real_stream = backend.rebuild_cache, backend.stream_chat
+
+        def rebuild(handle=None, chunk=64):    # on the worker thread
+            chunk_running.set()
+            request_queued.wait(60)
+            exact = real_rebuild(handle, chunk=chunk)
+            events.append(("chunk", exact))
+            return exact
+
+        def stream_chat(*args, **kwargs):
+            events.append("reply")
+            return real_stream(*args, **kwargs)
+
+        worker.IDLE_REBUILD_CHUNK = 4          # many chunks, so one is certainly left
+        backend.rebuild_cache, backend.stream_chat = rebuild, stream_chat
         shifts = worker.backend.shift_count
         while worker.backend.shift_count == shifts:
             msgs.append(ChatMessage("user", f"Turn {turn}: and about {turn + 11}?"))
@@ -49,10 +69,16 @@ def test_idle_rebuild_after_a_shift_and_a_request_meanwhile(qtbot, smollm2_path)
                 asks.generate.emit(list(msgs), params)
             msgs.append(ChatMessage("assistant", "ok"))
             turn += 1
+        events.clear()
+        qtbot.waitUntil(chunk_running.is_set, timeout=60000)
         msgs.append(ChatMessage("user", "One more, please."))
         with qtbot.waitSignal(worker.reply_finished, timeout=60000) as done:
             asks.generate.emit(list(msgs), params)
+            request_queued.set()
         assert done.args[0] in ("eog", "length")
+        # the chunk under way when the request came finished, left the cache approximate,
+        # and the reply came next: no second chunk ran ahead of it
+        assert events[:2] == [("chunk", False), "reply"], events
     finally:
         worker.stop()
         asks.shutdown.emit()

@@ -2,9 +2,14 @@
 exactly where the reply stopped."""
 from __future__ import annotations
 
+import pytest
+
 from app.chat.conversation_views import message_view
 from engine.types import GenerationParams
-from tests.gui_helpers import active_path, make_window, one_engine_thread, send_and_wait  # noqa: F401
+from tests.gui_helpers import active_path, send_and_wait
+
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
+
 
 STORY = "Write a long story about a girl named Lila who sews a cloth on a boat."
 

@@ -13,7 +13,8 @@ from common.paths import data_paths
 from models import library
 from models.gguf_info import EOS_WARNING
 from tests.fixtures.hub_server import write_llama3_gguf
-from tests.gui_helpers import one_engine_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
 
 
 @pytest.fixture

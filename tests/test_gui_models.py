@@ -9,7 +9,9 @@ from PySide6.QtCore import Qt
 from app.main_window import MainWindow
 from models.hardware import MachineMemory
 from tests.fixtures.hub_server import GATED_REPO, GGUF_MAIN, GGUF_REPO, GOOD_TOKEN, NO_LICENCE_TOKEN
-from tests.gui_helpers import one_engine_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
+
 
 GB = 1000 ** 3
 

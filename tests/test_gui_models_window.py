@@ -9,7 +9,9 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.main_window import MainWindow
-from tests.gui_helpers import one_engine_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
+
 
 LONG_PATH = "/home/someone/Downloads/" + "a-folder-with-a-rather-long-name-" * 4 + "/Meta-Llama-3.1-8B-Instruct"
 LONG_MESSAGE = (f"{LONG_PATH} only has PyTorch pickle weights (consolidated.00.pth), which can run "

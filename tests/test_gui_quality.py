@@ -12,7 +12,8 @@ from app.main_window import MainWindow
 from common.paths import data_paths
 from engine import quality
 from models import library
-from tests.gui_helpers import one_engine_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ from common.settings import RemoteServer, Settings, save_settings
 from engine.types import GenerationParams
 from models.choices import remote_ref
 from tests.gui_helpers import send_and_wait
-from tests.test_remote_backend import llama_server  # noqa: F401 - the llama_cpp.server fixture, reused
 
 
-def test_pick_a_remote_server_and_stream_a_reply(qtbot, llama_server, smollm2_path):  # noqa: F811
+def test_pick_a_remote_server_and_stream_a_reply(qtbot, llama_server, smollm2_path):
     save_settings(Settings(load=LoadOptions(threads=1), remote_servers=[RemoteServer("Loopback", llama_server + "/v1")]))
     w = MainWindow(str(smollm2_path), n_ctx=1024)
     qtbot.addWidget(w)

@@ -2,10 +2,11 @@
 and empty trash (both asked first)."""
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from tests.gui_helpers import make_window, one_engine_thread  # noqa: F401
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
 
 
 def _titles(widget_list) -> list[str]:

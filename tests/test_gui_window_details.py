@@ -4,6 +4,7 @@ meter, the conversation open at launch, readable radio buttons, the servers tabl
 "New here?" banner."""
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QCheckBox, QRadioButton, QStyle, QStyleOptionButton
@@ -11,7 +12,9 @@ from PySide6.QtWidgets import QApplication, QCheckBox, QRadioButton, QStyle, QSt
 from app import theme
 from app.main_window import MainWindow
 from common.settings import RemoteServer, load_settings
-from tests.gui_helpers import active_path, make_window, one_engine_thread, send_and_wait  # noqa: F401
+from tests.gui_helpers import send_and_wait
+
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
 
 
 def test_the_window_is_as_wide_while_a_model_loads_as_once_loaded(qtbot, make_window):

@@ -2,58 +2,15 @@
 from __future__ import annotations
 
 import logging
-import socket
-import subprocess
-import sys
 
-import httpx
 import pytest
 
 from common.task import TaskHandle
 from engine.remote_backend import RemoteBackend, RemoteError
 from engine.types import ChatMessage, GenerationParams
+from tests.conftest import free_port
 
 SECRET = "sk-test-Sup3rSecretKey-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def llama_server(smollm2_path, tmp_path_factory):
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--model_alias", "smollm2"],
-            stdout=log_file, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):  # up to ~2 minutes, paced by waiting on the process itself
-            try:
-                if httpx.get(url + "/v1/models", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            try:
-                proc.wait(timeout=0.2)
-                pytest.fail("llama_cpp.server exited:\n" + log_path.read_text(errors="replace")[-2000:])
-            except subprocess.TimeoutExpired:
-                pass
-        else:
-            pytest.fail("llama_cpp.server did not become ready")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture

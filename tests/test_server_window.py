@@ -6,9 +6,12 @@ import threading
 
 import httpx
 import openai
+import pytest
 
 from common.settings import load_settings
-from tests.gui_helpers import active_path, make_window, one_engine_thread, send_and_wait  # noqa: F401
+from tests.gui_helpers import active_path, send_and_wait
+
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
 
 
 def _set_port_any(window):

@@ -6,7 +6,8 @@ from PySide6.QtCore import Qt
 
 from app.main_window import MainWindow
 from engine.types import GenerationParams
-from tests.gui_helpers import one_engine_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
 
 
 @pytest.fixture

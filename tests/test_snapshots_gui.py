@@ -6,7 +6,9 @@ import pytest
 from app.main_window import MainWindow
 from engine import snapshots
 from engine.types import GenerationParams
-from tests.gui_helpers import one_engine_thread, send_and_wait  # noqa: F401
+from tests.gui_helpers import send_and_wait
+
+pytestmark = pytest.mark.usefixtures("one_engine_thread")
 
 LONG = "Tell me about lighthouses and the people who kept them, in detail please. " * 4
 

