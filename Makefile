@@ -115,3 +115,4 @@ clean-venv:
 screenshots: $(TEST_STAMP)
 	xvfb-run -a -s "-screen 0 1280x800x24" $(PY) docs/screenshots/make_screenshots.py
 	xvfb-run -a -s "-screen 0 1280x800x24" $(PY) docs/screenshots/make_limit_screenshots.py
+	xvfb-run -a -s "-screen 0 1280x800x24" $(PY) docs/screenshots/make_reopen_screenshot.py

@@ -159,7 +159,8 @@ def _empty_trash(args) -> int:
     from common.task import plural
 
     with ChatStore.open(args.db) as store:
-        count = len(store.list(trash=True))
+        ids = [c.id for c in store.list(trash=True)]
+        count = len(ids)
         if not count:
             print("the trash is empty")
             return 0
@@ -177,6 +178,10 @@ def _empty_trash(args) -> int:
                 print("nothing deleted")
                 return 1
         print(f"deleted {plural(store.empty_trash(), 'conversation')} for good")
+    if args.db is None:             # their saved KV caches (engine.snapshots) go with them
+        from engine.snapshots import forget_conversations
+
+        forget_conversations(ids)
     return 0
 
 

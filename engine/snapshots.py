@@ -152,7 +152,8 @@ class Restored:
 
     def text(self) -> str:
         where = " from memory" if self.source == "ram" else ""
-        return f"Restored {self.tokens:,} tokens{where} in {self.seconds:.1f} s"
+        took = f"{self.seconds:.1f}" if self.seconds >= 0.095 else f"{self.seconds:.2f}"
+        return f"Restored {self.tokens:,} tokens{where} in {took} s"
 
     def to_dict(self) -> dict:
         return {"tokens": self.tokens, "seconds": self.seconds, "source": self.source,

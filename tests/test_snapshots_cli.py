@@ -68,3 +68,14 @@ def test_continue_says_why_it_cannot(stored, model, capsys):
     assert rc == 1 and "not a conversation id" in err
     rc, _stats, err = chat(capsys, "--prompt", "Hi")
     assert rc == 2 and "--model is required" in err
+
+
+def test_a_conversation_deleted_for_good_from_the_terminal_loses_its_snapshot(stored, model, capsys):
+    rc, stats, err = chat(capsys, "--continue", str(stored), "--model", str(model), "--n-ctx", "512",
+                          "--prompt", "Who kept them?")
+    assert rc == 0, err
+    assert len(snapshots.snapshot_files()) == 1
+    assert main.main(["chats", "delete", str(stored)]) == 0
+    assert len(snapshots.snapshot_files()) == 1              # in the trash: it may come back
+    assert main.main(["chats", "empty-trash", "--yes"]) == 0
+    assert snapshots.snapshot_files() == []
