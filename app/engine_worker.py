@@ -129,7 +129,13 @@ class EngineWorker(QObject):
             self._handle = handle
         try:
             msgs = _chat_messages(messages)
+            first = True
             for piece in self._backend.stream_chat(msgs, params, handle):
+                if first:          # a saved cache brought back for this reply (another branch ...)
+                    first = False
+                    restored = getattr(self._backend, "last_restore", None)
+                    if restored is not None:
+                        self.cache_restored.emit(restored)
                 self.token_received.emit(piece)
             self.last_stats = self._backend.last_stats
             reason = (self.last_stats.stop_reason if self.last_stats else "") or "eog"

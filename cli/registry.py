@@ -19,7 +19,7 @@ class Command:
 
 
 COMMANDS: list[Command] = [
-    Command("paths", "cli.paths_cmd", "show where models, chats, settings and logs live"),
+    Command("paths", "cli.paths_cmd", "show where models, chats, settings, logs and the cache live"),
     Command("chats", "cli.chats_cmd", "list, search, export and import conversations; the trash"),
     Command("convert", "cli.convert_cmd", "convert a Hugging Face Llama 3 checkpoint into a verified (4-bit) GGUF"),
     Command("quality", "cli.quality_cmd", "measure how closely a (quantized) GGUF follows the original: KL divergence, "
