@@ -13,8 +13,9 @@ from engine import snapshots
 
 
 class ConversationMemory(QObject):
-    open_requested = Signal(str, list)
-    """A conversation (id as text, its messages) is shown: restore its cache."""
+    open_requested = Signal(str, list, object)
+    """A conversation (id as text, its messages, the next reply's GenerationParams) is
+    shown: restore its cache."""
     forget_requested = Signal(list)
     """Conversations were deleted for good (ids): delete their caches."""
     clear_requested = Signal()
@@ -63,7 +64,7 @@ class ConversationMemory(QObject):
             messages = session.engine_messages()
         except Exception:
             return
-        self.open_requested.emit(str(session.conversation_id), messages)
+        self.open_requested.emit(str(session.conversation_id), messages, session.params)
 
     def _on_worker_cache_restored(self, info) -> None:
         text = info.text()

@@ -93,6 +93,7 @@ class EngineWorker(QObject):
         self.last_stats = None
         self.info: Optional[ModelInfo] = None
         self._idle_rebuild_pending = False
+        self._params: Optional[GenerationParams] = None   # the last reply's (for what fits)
 
     @property
     def backend(self):
@@ -124,6 +125,7 @@ class EngineWorker(QObject):
             self.reply_failed.emit("No model is loaded yet. Pick one in the model list above the chat.")
             return
         self._idle_rebuild_pending = False
+        self._params = params
         handle = TaskHandle()
         with self._handle_lock:
             self._handle = handle
@@ -159,9 +161,10 @@ class EngineWorker(QObject):
         except Exception:              # a cache not kept costs a re-read later, nothing else
             log.exception("could not keep the conversation's cache")
 
-    @Slot(str, list)
-    def open_conversation(self, tag: str, messages: list) -> None:
-        """``tag``'s conversation is shown: bring its saved cache back if one fits."""
+    @Slot(str, list, object)
+    def open_conversation(self, tag: str, messages: list, params=None) -> None:
+        """``tag``'s conversation is shown: bring its saved cache back if one fits
+        (``params``: the next reply's, for what fits the window)."""
         backend = self._backend
         if backend is None or not hasattr(backend, "restore_for"):
             return
@@ -170,7 +173,7 @@ class EngineWorker(QObject):
             return
         self._idle_rebuild_pending = False
         try:
-            info = backend.restore_for(_chat_messages(messages))
+            info = backend.restore_for(_chat_messages(messages), params or self._params)
         except Exception:
             log.exception("could not restore the conversation's cache")
             return

@@ -278,14 +278,15 @@ class LlamaCppBackend:
         self._unsaved = False
         return meta
 
-    def restore_for(self, messages: Sequence[ChatMessage]):
+    def restore_for(self, messages: Sequence[ChatMessage], params: Optional[GenerationParams] = None):
         """Bring back the saved cache that best fits ``messages`` (opening a conversation),
-        evaluating nothing; the ``Restored`` report, or None when none beats the live one."""
+        evaluating nothing; the ``Restored`` report, or None when none beats the live one.
+        ``params``: those of the next reply (its length decides what fits the window)."""
         self._require()
         if self.snapshots is None:
             return None
         try:
-            fit = self.fit_history(messages, GenerationParams(max_tokens=1))
+            fit = self.fit_history(messages, params or GenerationParams())
         except EngineError:
             return None
         prompt = self.prompt_tokens(fit.messages)
