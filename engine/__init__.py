@@ -37,6 +37,14 @@ may call ``rebuild_cache(handle)``, which re-reads the shifted part in place, a 
 at a time; cancel its handle when a new request comes and it stops within one chunk,
 leaving a whole, usable cache.
 
+Each conversation's cache can be kept (``engine.snapshots``): ``b.enable_snapshots()``
+(cache folder, disk budget), then ``b.conversation = "12"`` says which conversation the
+next reply belongs to, ``b.save_snapshot()`` after a reply keeps it (RAM at once, the
+file on a writer thread), ``b.restore_for(messages)`` brings one back when a
+conversation is opened; every reply also restores, before evaluating, the snapshot its
+prompt reuses most when that beats the live cache (``b.last_restore``,
+``last_stats.extra["snapshot"]``). Damaged or foreign snapshots are removed, never used.
+
 On the CPU, flash attention is off unless asked for: llama.cpp's CPU kernel is faster
 only for large prompt batches and 2-3x slower for generation at cache depth.
 
