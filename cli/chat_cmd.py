@@ -267,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
     if interactive and sys.stdin is not None and sys.stdin.isatty():
         print("(Ctrl+C stops a reply; Ctrl+D or Ctrl+C at the prompt ends the chat)", file=sys.stderr)
     prompt = _Prompt() if interactive else None
+    reported = 0          # bad saved caches already reported
     try:
         while True:
             if interactive:
@@ -304,6 +305,10 @@ def run(args: argparse.Namespace) -> int:
                 last = backend.last_stats
                 stored.end_turn("cancelled" if handle.cancelled else "complete",
                                 last.to_dict() if last is not None else None)
+                for name, why in backend.snapshots.removed[reported:]:
+                    print(f"[a saved cache of this conversation could not be used ({why}): it was "
+                          "removed and the history read again]", file=sys.stderr)
+                reported = len(backend.snapshots.removed)
                 backend.save_snapshot()
             if handle.cancelled and not reply:
                 history.pop()   # stopped before a word: as if it was never asked

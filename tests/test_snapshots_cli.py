@@ -79,3 +79,18 @@ def test_a_conversation_deleted_for_good_from_the_terminal_loses_its_snapshot(st
     assert len(snapshots.snapshot_files()) == 1              # in the trash: it may come back
     assert main.main(["chats", "empty-trash", "--yes"]) == 0
     assert snapshots.snapshot_files() == []
+
+
+def test_a_damaged_snapshot_is_reported_removed_and_the_history_read_again(stored, model, capsys):
+    rc, _stats, err = chat(capsys, "--continue", "--model", str(model), "--n-ctx", "512", "--prompt", "Who?")
+    assert rc == 0, err
+    (path,) = snapshots.snapshot_files()
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0x40                                   # one flipped bit in the state
+    path.write_bytes(bytes(data))
+    rc, stats, err = chat(capsys, "--continue", "--model", str(model), "--n-ctx", "512", "--prompt", "Why?")
+    assert rc == 0, err
+    assert "could not be used (damaged state (checksum differs))" in err and "Traceback" not in err
+    assert stats["snapshot_used"] is False and stats["prompt_evaluated"] == stats["prompt_tokens"]
+    assert not path.exists()
+    assert len(snapshots.snapshot_files()) == 1          # the new turn's own
