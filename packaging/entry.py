@@ -2,8 +2,8 @@
 
 The program also starts its own worker processes the way the source tree does,
 ``<program> -m converters.quantize_worker ...`` (``sys.executable`` is the frozen program
-itself), so ``-m`` followed by one of LlamaDesk's own modules runs that module, as
-Python would.
+itself), so ``-m`` followed by one of LlamaDesk's worker modules (``*_worker``) runs that
+module, as Python would; nothing else runs that way.
 """
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ def _run_worker_module(argv: list[str]) -> int:
 
     module = argv[1] if len(argv) > 1 else ""
     try:
-        found = bool(module) and importlib.util.find_spec(module) is not None
+        found = module.endswith("_worker") and importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         found = False
     if not found:
-        print(f"error: there is no module {module!r} in this LlamaDesk", file=sys.stderr)
+        print(f"error: there is no worker module {module!r} in this LlamaDesk", file=sys.stderr)
         return 2
     sys.argv = [module, *argv[2:]]
     runpy.run_module(module, run_name="__main__", alter_sys=True)

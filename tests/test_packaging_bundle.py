@@ -48,11 +48,13 @@ def test_the_program_runs_the_quantizer_worker_as_python_would(tiny_gguf_factory
     assert dst.read_bytes()[:4] == b"GGUF" and dst.stat().st_size < src.stat().st_size
 
 
-def test_the_program_refuses_a_module_it_does_not_have(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "packaging" / "entry.py"), "-m", "no_such_module.anywhere"],
+@pytest.mark.parametrize("module", ["no_such.thing_worker", "json.tool", "converters.quantize"])
+def test_the_program_runs_no_other_module(module, tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "packaging" / "entry.py"), "-m", module],
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
-    assert out.stderr.strip() == "error: there is no module 'no_such_module.anywhere' in this LlamaDesk"
+    assert out.stderr.strip() == f"error: there is no worker module {module!r} in this LlamaDesk"
+    assert out.stdout == ""
 
 
 def test_without_m_the_program_is_llamadesk(tmp_path):
