@@ -112,7 +112,7 @@ def llama_package_dir() -> Path:
     spec = importlib.util.find_spec("llama_cpp")
     if spec is None or not spec.origin:
         raise SystemExit("llama-cpp-python is not installed")
-    return Path(spec.origin).parent.parent
+    return Path(spec.origin).resolve().parent.parent
 
 
 def llama_pathex() -> list[str]:

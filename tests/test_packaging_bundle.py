@@ -143,3 +143,32 @@ def test_the_gpu_driver_is_never_bundled_and_left_out_qt_files_go():
            ("assets/light.qss", "/x/light.qss", "DATA")]
     kept = [e[0] for e in bundle_contents.qt_filter(toc, platforms.LINUX)]
     assert kept == ["PySide6/Qt/plugins/platforms/libqxcb.so", "assets/light.qss"]
+
+
+def test_a_separately_built_llama_cpp_is_bundled_when_named(tmp_path, monkeypatch):
+    lib = tmp_path / "llama_cpp" / "lib"
+    lib.mkdir(parents=True)
+    for name in ("libllama.so", "libllama.so.0", "libllama.so.0.5.0", "libggml-cpu.so", "libggml-cpu.so.0",
+                 "libggml-cpu.so.0.25.3", "README.txt"):
+        (lib / name).write_bytes(b"\x7fELF")
+    monkeypatch.setenv("LLAMADESK_LLAMA_CPP_DIR", str(tmp_path))
+    assert bundle_contents.llama_package_dir() == tmp_path.resolve()
+    assert bundle_contents.llama_pathex() == [str(tmp_path.resolve())]
+    collected = sorted(Path(src).name for src, dest in bundle_contents.llama_library_binaries(platforms.LINUX)
+                       if dest == "llama_cpp/lib")
+    # the names llama-cpp-python opens and the sonames the libraries ask for; not the third copy
+    assert collected == ["libggml-cpu.so", "libggml-cpu.so.0", "libllama.so", "libllama.so.0"]
+
+
+def test_without_a_separate_build_the_installed_llama_cpp_is_bundled(monkeypatch):
+    import llama_cpp
+
+    monkeypatch.delenv("LLAMADESK_LLAMA_CPP_DIR", raising=False)
+    assert bundle_contents.llama_package_dir() == Path(llama_cpp.__file__).resolve().parent.parent
+    assert bundle_contents.llama_pathex() == []   # the environment's own packages are found anyway
+
+
+def test_a_named_folder_without_llama_cpp_stops_the_build(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLAMADESK_LLAMA_CPP_DIR", str(tmp_path))
+    with pytest.raises(SystemExit, match="holds no llama_cpp/lib"):
+        bundle_contents.llama_package_dir()
