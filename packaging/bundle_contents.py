@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import fnmatch
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -167,3 +168,18 @@ def qt_filter(toc, platform_: Platform):
     still_needed = reachable([e for e in kept if e[0] not in candidates])
     orphans = candidates - still_needed
     return [e for e in kept if e[0] not in orphans]
+
+
+def without_debug_info(toc, platform_: Platform, workdir: Path):
+    """The table of contents with the binaries named in ``platform_.strip_debug`` replaced
+    by copies without their debug information (``strip --strip-debug``), made in workdir."""
+    out = []
+    for dest, src, kind in toc:
+        name = dest.replace("\\", "/").rsplit("/", 1)[-1]
+        if kind == "BINARY" and src and any(fnmatch.fnmatch(name, pat) for pat in platform_.strip_debug):
+            target = workdir / "without-debug-info" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["strip", "--strip-debug", "-o", str(target), src], check=True)
+            src = str(target)
+        out.append((dest, src, kind))
+    return out

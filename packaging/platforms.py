@@ -31,6 +31,7 @@ class Platform:
     strip: bool = False
     app_bundle: bool = False
     kept_environment: tuple = ()     # variables a clean start still needs (Windows cannot start without some)
+    strip_debug: tuple = ()          # binaries (name patterns) whose debug information is left out
 
     def icon(self, root: Path) -> Optional[str]:
         if self.icon_suffix is None:
@@ -51,11 +52,13 @@ class Platform:
         return f"{APP_NAME}-{version}-{self.name}-{machine}"
 
 
-# Linux: debug symbols are stripped (libpython alone goes from 22 to 5.5 MiB); macOS and
-# Windows binaries are left as they are (stripping would break macOS code signatures).
+# Linux: the Python library's debug information is left out (22 MiB -> 5.5 MiB). Nothing
+# else is stripped: wheels' libraries rewritten by auditwheel (numpy's OpenBLAS) break
+# when stripped ("Importing the numpy C-extensions failed"), and on macOS stripping
+# would break code signatures.
 LINUX = Platform("linux", executables=(("llamadesk", True),), cli_executable="llamadesk",
                  library_patterns=("lib*.so", "lib*.so.[0-9]", "lib*.so.[0-9][0-9]"),
-                 icon_suffix=None, archive_format="gztar", strip=True)
+                 icon_suffix=None, archive_format="gztar", strip_debug=("libpython3*.so*",))
 # macOS: the .app runs the window from Finder; Contents/MacOS/llamadesk is the CLI in a
 # terminal. The Metal shader is either embedded in libggml-metal or a file beside it.
 MACOS = Platform("macos", executables=(("llamadesk", False),), cli_executable="llamadesk",

@@ -172,3 +172,18 @@ def test_a_named_folder_without_llama_cpp_stops_the_build(tmp_path, monkeypatch)
     monkeypatch.setenv("LLAMADESK_LLAMA_CPP_DIR", str(tmp_path))
     with pytest.raises(SystemExit, match="holds no llama_cpp/lib"):
         bundle_contents.llama_package_dir()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux recipe strips with binutils")
+def test_only_the_python_library_loses_its_debug_information(tmp_path):
+    import llama_cpp
+
+    small_elf = str(Path(llama_cpp.__file__).parent / "lib" / "libggml.so")
+    toc = [("libpython3.11.so.1.0", small_elf, "BINARY"),
+           ("numpy.libs/libscipy_openblas64_.so", small_elf, "BINARY"),
+           ("assets/light.qss", "/x/light.qss", "DATA")]
+    out = bundle_contents.without_debug_info(toc, platforms.LINUX, tmp_path)
+    assert [e[0] for e in out] == [e[0] for e in toc]
+    assert out[0][1] == str(tmp_path / "without-debug-info" / "libpython3.11.so.1.0")
+    assert Path(out[0][1]).read_bytes()[:4] == b"\x7fELF"
+    assert out[1:] == toc[1:]          # auditwheel-repaired libraries break when stripped
