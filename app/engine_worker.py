@@ -25,7 +25,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from common.inference_options import DEFAULT_N_CTX, LoadOptions
 from common.task import TaskHandle
-from engine.llama_backend import LlamaCppBackend
+from engine import open_backend
 from engine.types import ChatMessage, GenerationParams
 
 log = logging.getLogger(__name__)
@@ -71,10 +71,10 @@ class EngineWorker(QObject):
     """A common.task.Progress report while a model loads."""
     token_received = Signal(str)
     """One piece of the reply being generated arrived."""
-    reply_finished = Signal(str)
-    """The reply ended; the argument is why (eog, length, cancelled)."""
-    reply_failed = Signal(str)
-    """Generation failed; the argument is the message to show."""
+    reply_finished = Signal(str, object)
+    """The reply ended: why (eog, length, cancelled), and its engine.types.ReplyStats."""
+    reply_failed = Signal(str, object)
+    """Generation failed: the message to show, and the ReplyStats so far (or None)."""
     context_counted = Signal(object)
     """A ContextReport for the conversation and draft last asked about."""
     cache_refreshed = Signal()
@@ -90,7 +90,6 @@ class EngineWorker(QObject):
         self._backend = None
         self._handle_lock = threading.Lock()
         self._handle: Optional[TaskHandle] = None
-        self.last_stats = None
         self.info: Optional[ModelInfo] = None
         self._idle_rebuild_pending = False
         self._params: Optional[GenerationParams] = None   # the last reply's (for what fits)
@@ -107,11 +106,10 @@ class EngineWorker(QObject):
         try:
             self._unload()
             handle = TaskHandle(on_progress=self.load_progressed.emit)
-            backend = _make_backend(request)
-            backend.load(handle)
-            if hasattr(backend, "enable_snapshots"):
-                budget = request.snapshot_budget_mb
-                backend.enable_snapshots(disk_budget=None if budget is None else budget << 20)
+            backend = open_backend(request.path, request.options, api_key=request.api_key,
+                                   remote_model=request.model, handle=handle)
+            budget = request.snapshot_budget_mb
+            backend.enable_snapshots(disk_budget=None if budget is None else budget << 20)
             self._backend = backend
             self.info = _describe(backend, request)
         except Exception as exc:  # shown to the user, not raised into Qt
@@ -139,22 +137,21 @@ class EngineWorker(QObject):
                     if restored is not None:
                         self.cache_restored.emit(restored)
                 self.token_received.emit(piece)
-            self.last_stats = self._backend.last_stats
-            reason = (self.last_stats.stop_reason if self.last_stats else "") or "eog"
-        except Exception as exc:
-            self.last_stats = getattr(self._backend, "last_stats", None)
-            self.reply_failed.emit(_explain(exc))
+            stats = self._backend.last_stats
+            reason = (stats.stop_reason if stats else "") or "eog"
+        except Exception as exc:      # an EngineError's text is written for the user
+            self.reply_failed.emit(str(exc) or type(exc).__name__, self._backend.last_stats)
             return
         finally:
             with self._handle_lock:
                 self._handle = None
-        self.reply_finished.emit("cancelled" if handle.cancelled else reason)
+        self.reply_finished.emit("cancelled" if handle.cancelled else reason, stats)
         self._save_snapshot()          # after the window shows the reply done: it waits for nothing
         self._schedule_idle_rebuild()
 
     def _save_snapshot(self) -> None:
         backend = self._backend
-        if backend is None or not hasattr(backend, "save_snapshot"):
+        if backend is None:
             return
         try:
             backend.save_snapshot()
@@ -166,7 +163,7 @@ class EngineWorker(QObject):
         """``tag``'s conversation is shown: bring its saved cache back if one fits
         (``params``: the next reply's, for what fits the window)."""
         backend = self._backend
-        if backend is None or not hasattr(backend, "restore_for"):
+        if backend is None:
             return
         backend.conversation = tag or None
         if not messages:
@@ -186,24 +183,24 @@ class EngineWorker(QObject):
         """These conversations were deleted for good: so are their saved caches."""
         from engine import snapshots
 
-        store = getattr(self._backend, "snapshots", None)
+        store = self._backend.snapshots if self._backend is not None else None
         (store.forget if store is not None else snapshots.forget_conversations)([str(t) for t in tags])
 
     @Slot()
     def clear_snapshots(self) -> None:
         from engine import snapshots
 
-        store = getattr(self._backend, "snapshots", None)
+        store = self._backend.snapshots if self._backend is not None else None
         store.clear() if store is not None else snapshots.clear_all()
 
     @Slot(int)
     def set_snapshot_budget(self, megabytes: int) -> None:
-        store = getattr(self._backend, "snapshots", None)
+        store = self._backend.snapshots if self._backend is not None else None
         if store is not None:
             store.disk_budget = megabytes << 20
 
     def _schedule_idle_rebuild(self) -> None:
-        if getattr(self._backend, "cache_exact", True):
+        if self._backend is None or self._backend.cache_exact:
             return
         self._idle_rebuild_pending = True
         QTimer.singleShot(0, self._on_idle_rebuild_step)
@@ -235,18 +232,12 @@ class EngineWorker(QObject):
     def count_context(self, messages: list, draft: str, reserve: int) -> None:
         """Measure the conversation plus the draft against the window (engine's fitter)."""
         backend = self._backend
-        if backend is None or not hasattr(backend, "count_tokens"):
+        if backend is None:
             return
-        from engine.context_window import fit_history
-
         msgs = list(messages) + ([ChatMessage("user", draft)] if draft.strip() else [])
         n_ctx = backend.n_ctx or self._n_ctx
         try:
-            if hasattr(backend, "fit_history"):   # exact: the model's template and tokenizer
-                fit = backend.fit_history(msgs, GenerationParams(max_tokens=reserve))
-            else:
-                fit = fit_history(msgs, n_ctx=n_ctx, reserve=reserve, count_text=backend.count_tokens,
-                                  count_prompt=lambda ms: sum(backend.count_tokens(m.content) + 8 for m in ms))
+            fit = backend.fit_history(msgs, GenerationParams(max_tokens=reserve))
         except Exception as exc:  # too long even alone: show it full, say why
             self.context_counted.emit(ContextReport(n_ctx, n_ctx, 0, {"error": str(exc)}))
             return
@@ -275,53 +266,17 @@ def _chat_messages(messages: list) -> list[ChatMessage]:
     return [m if isinstance(m, ChatMessage) else ChatMessage(m["role"], m["content"]) for m in messages]
 
 
-def _make_backend(request: LoadRequest):
-    opts = request.options
-    if request.path.startswith(("http://", "https://")):
-        from engine.remote_backend import RemoteBackend
-
-        return RemoteBackend(request.path, api_key=request.api_key or None, model=request.model or None,
-                             n_ctx=opts.n_ctx)
-    return LlamaCppBackend(request.path, n_ctx=opts.n_ctx, n_gpu_layers=opts.gpu_layers,
-                           n_threads=opts.engine_threads())
-
-
 def _describe(backend, request: LoadRequest) -> ModelInfo:
-    if request.path.startswith(("http://", "https://")):
+    n_ctx = backend.n_ctx or request.options.n_ctx
+    if not backend.local:
         from urllib.parse import urlsplit
 
-        return ModelInfo(name=getattr(backend, "name", request.path), path=request.path,
-                         n_ctx=getattr(backend, "n_ctx", 0) or request.options.n_ctx, remote=True,
+        return ModelInfo(name=backend.name, path=request.path, n_ctx=n_ctx, remote=True,
                          gpu_plan=f"runs on the remote server {urlsplit(request.path).netloc}")
     path = Path(request.path)
     size = path.stat().st_size if path.is_file() else 0
-    quant = _quant_from_name(path.name)
-    plan = ""
-    for attr in ("plan_text", "gpu_plan"):
-        value = getattr(backend, attr, None)
-        value = value() if callable(value) else value
-        if isinstance(value, str) and value:
-            plan = value
-            break
-        if value is not None and hasattr(value, "text"):
-            plan = value.text
-            break
-    if not plan:
-        plan = _plain_gpu_plan()
-    return ModelInfo(name=getattr(backend, "name", path.stem), path=str(path),
-                     n_ctx=getattr(backend, "n_ctx", 0) or request.options.n_ctx,
-                     size_bytes=size, quant=quant, gpu_plan=plan)
-
-
-def _plain_gpu_plan() -> str:
-    try:
-        import llama_cpp
-
-        if not llama_cpp.llama_supports_gpu_offload():
-            return "CPU only: this build has no GPU support"
-    except Exception:
-        return "CPU only"
-    return "GPU offload available"
+    return ModelInfo(name=backend.name, path=str(path), n_ctx=n_ctx, size_bytes=size,
+                     quant=_quant_from_name(path.name), gpu_plan=backend.plan_text)
 
 
 def _quant_from_name(name: str) -> str:
@@ -331,11 +286,3 @@ def _quant_from_name(name: str) -> str:
         if f"_{q}_" in f"_{upper}_":
             return q
     return ""
-
-
-def _explain(exc: Exception) -> str:
-    text = str(exc)
-    if "exceed context window" in text:
-        return ("The conversation no longer fits in the model's context window. Start a new chat, "
-                "or raise the context size in Settings.")
-    return text or type(exc).__name__

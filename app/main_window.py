@@ -313,11 +313,11 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         self.send_button.setEnabled(not on and self.model_ready)
         self.stop_button.setEnabled(on)
 
-    def _on_reply_finished(self, reason: str) -> None:
-        self.session.on_finished(reason, self.worker.last_stats)
+    def _on_reply_finished(self, reason: str, stats) -> None:
+        self.session.on_finished(reason, stats)
 
-    def _on_reply_failed(self, message: str) -> None:
-        self.session.on_failed(message, self.worker.last_stats)
+    def _on_reply_failed(self, message: str, stats) -> None:
+        self.session.on_failed(message, stats)
 
     def _on_session_reply_completed(self, reason: str) -> None:
         self._set_generating(False)

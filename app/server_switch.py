@@ -84,7 +84,7 @@ class ApiRunner(QObject):
     def run(self, req) -> None:
         try:
             backend = self._worker.backend
-            if backend is None or not hasattr(backend, "runtime"):
+            if backend is None or not backend.local:
                 req.on_event("error", EngineError(
                     "The window has no local model loaded (a remote server cannot be served again)."))
                 return
@@ -251,9 +251,9 @@ class ServerSwitch(QObject):
         self._show()
 
     def _on_model_loaded(self, info) -> None:
-        backend = self.window.worker.backend
-        template = getattr(getattr(backend, "template", None), "source", "")
-        if getattr(info, "remote", False):
+        if info.remote:
             self.service.name = ""
             return
-        self.service.set_model(info, template)
+        backend = self.window.worker.backend     # a local model: its engine.templates.ChatTemplate
+        template = backend.template if backend is not None and backend.local else None
+        self.service.set_model(info, template.source if template is not None else "")

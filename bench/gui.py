@@ -95,12 +95,14 @@ def main() -> int:
     timer.setInterval(5)
     timer.timeout.connect(on_probe)
     done = QEventLoop()
+    finished = []
+    w.worker.reply_finished.connect(lambda _reason, stats: finished.append(stats))
     w.reply_completed.connect(done.quit)
     timer.start()
     w.send(PROMPT)
     done.exec()
     timer.stop()
-    stats = w.worker.last_stats
+    stats = finished[-1]          # the reply's statistics, as the finished signal brought them
     shown = w.chat_view.pieces_shown
     (t0, n0), (t1, n1) = frames[0], frames[-1]
     displayed_tps = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0

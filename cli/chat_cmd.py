@@ -78,21 +78,18 @@ def run_options(args, settings):
     return load, params
 
 
-def make_backend(args, load=None):
-    from common.inference_options import LoadOptions
+def open_model(args, load):
+    """The loaded backend this run chats with: --remote's server, else the model file."""
+    from dataclasses import replace
 
-    load = load or LoadOptions()
+    from engine import open_backend
+
     if args.remote:
         import os
 
-        from engine.remote_backend import RemoteBackend
-
-        return RemoteBackend(args.remote, api_key=os.environ.get("LLAMADESK_API_KEY"),
-                             model=args.model, n_ctx=args.n_ctx or 0)
-    from engine.llama_backend import LlamaCppBackend
-
-    return LlamaCppBackend(resolve_model(args.model), n_ctx=load.n_ctx, n_gpu_layers=load.gpu_layers,
-                           n_threads=load.engine_threads())
+        return open_backend(args.remote, replace(load, n_ctx=args.n_ctx or 0),
+                            api_key=os.environ.get("LLAMADESK_API_KEY"), remote_model=args.model)
+    return open_backend(resolve_model(args.model), load)
 
 
 def print_stats(stats, mode: str) -> None:
@@ -247,8 +244,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: --model is required (or --continue a stored conversation).", file=sys.stderr)
         return 2
     try:
-        backend = make_backend(args, load)
-        backend.load(TaskHandle())
+        backend = open_model(args, load)
     except (EngineError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if stored is not None:

@@ -30,12 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import os
+    from dataclasses import replace
 
     from cli.chat_cmd import resolve_model, run_options
     from common.settings import load_settings
     from common.errors import UserError
-    from common.task import TaskHandle
-    from engine.llama_backend import LlamaCppBackend
+    from engine import open_backend
     from engine.scheduler import BatchScheduler
     from server.app import ApiState, build_app
     from server.run import Server, bind, url_of
@@ -53,10 +53,8 @@ def run(args: argparse.Namespace) -> int:
             path = resolve_model(args.model, settings)
         except FileNotFoundError as exc:
             raise UserError(str(exc)) from None
-        slot_ctx = load.n_ctx
-        backend = LlamaCppBackend(path, n_ctx=slot_ctx * args.parallel, n_gpu_layers=load.gpu_layers,
-                                  n_threads=load.engine_threads(), n_seq_max=args.parallel)
-        backend.load(TaskHandle())
+        slot_ctx = load.n_ctx     # each request's window; the context holds one per parallel slot
+        backend = open_backend(path, replace(load, n_ctx=slot_ctx * args.parallel), n_seq_max=args.parallel)
     except BaseException:
         sock.close()
         raise

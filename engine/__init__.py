@@ -2,12 +2,14 @@
 
 API in brief (every call from one owner thread; only ``TaskHandle.cancel`` from elsewhere):
 
-    from engine.llama_backend import LlamaCppBackend
+    from engine import open_backend
+    from common.inference_options import LoadOptions
     from engine.types import ChatMessage, GenerationParams
 
-    b = LlamaCppBackend(path, n_ctx=None, n_gpu_layers="auto", n_threads=None)
-    b.load(handle)                  # validates the GGUF, plans GPU offload, retries with fewer
-                                    # layers when GPU memory runs out
+    b = open_backend(path_or_url, LoadOptions(n_ctx=8192, gpu_layers="auto", threads=0), handle=handle)
+                                    # a GGUF: validated, GPU offload planned, retried with fewer
+                                    # layers when GPU memory runs out; a URL: a RemoteBackend.
+                                    # Both are an engine.backend.Backend (the whole protocol).
     b.plan_text                     # "all 33 layers on RTX 4070 (12 GB): weights 4.6 GB, ..."
     b.gpu_plan                      # engine.gpu_plan.OffloadPlan (numbers behind the text)
     for piece in b.stream_chat(messages, GenerationParams(...), handle):
@@ -26,7 +28,8 @@ Which messages were dropped: before each reply the history is fitted into ``n_ct
 (system prompt and latest user message always stay; oldest whole turns go first).
 ``last_stats.dropped`` and ``last_fit.dropped`` hold the indices, into the list the
 caller passed, of the messages left out; ``fit_history`` tells in advance. A message
-too large for the window raises ``engine.backend.MessageTooLongError`` (an
+too large for the window raises ``engine.backend.MessageTooLongError``, a
+``ContextOverflowError`` (what every backend raises when a conversation cannot fit; an
 ``EngineError`` whose text is meant for the user).
 
 Dropped turns are cut out of the KV cache and the rest shifted, so kept history is
@@ -56,3 +59,5 @@ decodes one llama_batch per step holding every active slot's next token; request
 ``engine.remote_backend.RemoteBackend(base_url, api_key=..., model=None, n_ctx=0)`` offers
 the same calls against an OpenAI-compatible server (TLS verified, key never logged).
 """
+
+from engine.opening import open_backend  # noqa: E402,F401 - the one way to open a model

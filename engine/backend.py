@@ -1,7 +1,7 @@
 """The backend interface every inference implementation offers, and its errors."""
 from __future__ import annotations
 
-from typing import Iterator, Optional, Protocol, Sequence
+from typing import Any, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
 from common.errors import UserError
 from common.task import TaskHandle
@@ -12,7 +12,21 @@ class EngineError(UserError, RuntimeError):
     """A failure the user can act on; the message is written for them."""
 
 
-class MessageTooLongError(EngineError):
+class ContextOverflowError(EngineError):
+    """The conversation does not fit the model's context window.
+
+    Every backend raises this type (or a subclass) for it, whatever words its own
+    library or server uses, so that a front end tells the user without reading the text.
+    """
+
+    DEFAULT = ("The conversation no longer fits in the model's context window. Start a new chat, "
+               "or raise the context size in Settings.")
+
+    def __init__(self, message: Optional[str] = None):
+        super().__init__(message or self.DEFAULT)
+
+
+class MessageTooLongError(ContextOverflowError):
     """The system prompt and the latest message alone do not fit the window."""
 
     def __init__(self, needed: int, n_ctx: int, reserve: int):
@@ -33,17 +47,33 @@ class ReplyTooLongError(MessageTooLongError):
                      f"no room to continue it. Raise the context size (n_ctx) to go on.",)
 
 
+@runtime_checkable
 class Backend(Protocol):
     """A loaded model that turns a conversation into streamed text.
 
     Not thread-safe: one owner thread makes every call (architecture.md).
-    Only ``TaskHandle.cancel`` may be called from elsewhere.
+    Only ``TaskHandle.cancel`` may be called from elsewhere. Both backends
+    (``engine.llama_backend.LlamaCppBackend``, ``engine.remote_backend.RemoteBackend``)
+    implement all of it; open one with ``engine.open_backend``.
     """
 
     name: str
-    n_ctx: int
+    local: bool                       # the model runs in this process (llama.cpp), not on a server
     last_stats: Optional[ReplyStats]
     last_fit: Optional[FitResult]
+    conversation: Optional[str]       # the conversation the cache belongs to (saved caches' tag)
+    snapshots: Any                    # engine.snapshots store once enabled; None otherwise
+
+    @property
+    def n_ctx(self) -> int: ...
+
+    @property
+    def plan_text(self) -> str:
+        """Where the model runs, in words for the user ("all 30 layers on ...", "remote server at ...")."""
+
+    @property
+    def cache_exact(self) -> bool:
+        """False while part of the cache was shifted rather than read: ``rebuild_cache`` makes it exact."""
 
     def load(self, handle: Optional[TaskHandle] = None) -> None: ...
 
@@ -57,4 +87,17 @@ class Backend(Protocol):
                     params: GenerationParams) -> FitResult: ...
 
     def stream_chat(self, messages: Sequence[ChatMessage], params: GenerationParams,
-                    handle: Optional[TaskHandle] = None) -> Iterator[str]: ...
+                    handle: Optional[TaskHandle] = None) -> Iterator[str]:
+        """Raises ContextOverflowError when the conversation cannot fit the window."""
+
+    def reset_cache(self) -> None: ...
+
+    def rebuild_cache(self, handle: Optional[TaskHandle] = None, chunk: int = 64) -> bool:
+        """Re-read the shifted part of the cache; True once it is exact (stops when ``handle`` is cancelled)."""
+
+    def enable_snapshots(self, root=None, *, disk_budget: Optional[int] = None,
+                         ram_budget: Optional[int] = None): ...
+
+    def save_snapshot(self): ...
+
+    def restore_for(self, messages: Sequence[ChatMessage]): ...

@@ -29,6 +29,8 @@ class LlamaCppBackend:
     ``evaluated_tokens``).
     """
 
+    local = True     # runs in this process (engine.backend.Backend)
+
     def __init__(self, model_path: str | os.PathLike, *, n_ctx: Optional[int] = None,
                  n_gpu_layers: GpuLayers = "auto", n_threads: Optional[int] = None,
                  n_batch: int = 512, flash_attn: Optional[bool] = None,
@@ -521,11 +523,9 @@ def _eos(rt) -> int:
 
 
 def _validate(path: Path) -> None:
-    """Refuse a malformed or hostile GGUF before llama.cpp parses it, when the validator exists."""
-    try:
-        from models.gguf_validate import validate_gguf_set
-    except ImportError:
-        return
+    """Refuse a malformed or hostile GGUF before llama.cpp parses it."""
+    from models.gguf_validate import validate_gguf_set
+
     try:
         validate_gguf_set(path)  # and every other part llama.cpp opens for a split set
     except Exception as exc:

@@ -20,7 +20,7 @@ import time
 from typing import Iterator, Optional, Sequence
 
 from common.task import Cancelled, TaskHandle
-from engine.backend import EngineError
+from engine.backend import ContextOverflowError, EngineError
 from engine.context_window import fit_history, reply_reserve
 from engine.types import ChatMessage, FitResult, GenerationParams, ReplyStats
 
@@ -36,6 +36,14 @@ class RemoteError(EngineError):
 
 
 class RemoteBackend:
+    """The engine.backend.Backend calls against an OpenAI-compatible server.
+
+    The server keeps its own cache: there is nothing to shift, rebuild or save here, so
+    ``cache_exact`` is always True and the snapshot calls do nothing.
+    """
+
+    local = False
+
     def __init__(self, base_url: str, *, api_key: Optional[str] = None, model: Optional[str] = None,
                  n_ctx: int = 0, timeout_s: float = 60.0):
         base = base_url.rstrip("/")
@@ -49,6 +57,8 @@ class RemoteBackend:
         self.timeout_s = timeout_s
         self.last_stats: Optional[ReplyStats] = None
         self.last_fit: Optional[FitResult] = None
+        self.conversation: Optional[str] = None
+        self.snapshots = None
         self._client = None
 
     def __repr__(self) -> str:
@@ -153,12 +163,36 @@ class RemoteBackend:
         try:
             body = self._read_bounded(r, 64 << 10, "an error")
             detail = json.loads(body).get("error", {})
+            code = str(detail.get("code") or "") if isinstance(detail, dict) else ""
             detail = detail.get("message", "") if isinstance(detail, dict) else str(detail)
             detail = " ".join(str(detail).split())
         except Exception:  # noqa: BLE001 - the status alone is the message then
-            detail = ""
+            detail = code = ""
+        if code == "context_length_exceeded" or _says_context_exceeded(detail):
+            raise ContextOverflowError()
         raise RemoteError(f"The server at {self.base_url} answered HTTP {r.status_code}"
                           + (f": {_sentence_end(detail[:300])}" if detail else "."))
+
+    # --- the cache (the server's own) ------------------------------------------
+    @property
+    def cache_exact(self) -> bool:
+        return True
+
+    def reset_cache(self) -> None:
+        pass
+
+    def rebuild_cache(self, handle: Optional[TaskHandle] = None, chunk: int = 64) -> bool:
+        return True
+
+    def enable_snapshots(self, root=None, *, disk_budget: Optional[int] = None,
+                         ram_budget: Optional[int] = None):
+        return None
+
+    def save_snapshot(self):
+        return None
+
+    def restore_for(self, messages: Sequence[ChatMessage]):
+        return None
 
     # --- tokens and window --------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -260,6 +294,9 @@ class RemoteBackend:
         if error:
             message = error.get("message") if isinstance(error, dict) else error
             message = " ".join(str(message).split())[:300]
+            code = error.get("code") if isinstance(error, dict) else None
+            if code == "context_length_exceeded" or _says_context_exceeded(message):
+                raise ContextOverflowError()
             raise RemoteError(f"The server at {self.base_url} stopped the reply with an error: "
                               f"{_sentence_end(message)}")
         if not isinstance(chunk.get("choices") or [], list):
@@ -296,6 +333,18 @@ class RemoteBackend:
             return raw.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError:
             raise self._bad_event("text that is not UTF-8") from None
+
+
+# How servers say a prompt is longer than their window when they do not send OpenAI's
+# code "context_length_exceeded": llama_cpp.server ("Requested tokens (N) exceed context
+# window of M") and llama.cpp's llama-server ("... exceeds the available context size").
+_CONTEXT_EXCEEDED = ("exceed context window", "exceeds the available context size",
+                     "maximum context length")
+
+
+def _says_context_exceeded(detail: str) -> bool:
+    low = detail.lower()
+    return any(words in low for words in _CONTEXT_EXCEEDED)
 
 
 def _sentence_end(text: str) -> str:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from common.task import TaskHandle
-from engine.backend import EngineError, MessageTooLongError
+from engine.backend import ContextOverflowError, EngineError, MessageTooLongError
 from engine.context_window import fit_history, reply_reserve
 from engine.kv_reuse import common_prefix
 from engine.text_stream import StopStringFilter, Utf8Stream
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 MAX_QUEUED = 64
 
 
-class ContextLengthExceeded(EngineError):
+class ContextLengthExceeded(ContextOverflowError):
     """The request does not fit its window and asked not to be shortened."""
 
     def __init__(self, needed: int, n_ctx: int, reserve: int):

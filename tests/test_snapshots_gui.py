@@ -47,8 +47,8 @@ def test_switching_back_restores_the_cache_and_says_so(qtbot, open_window):
     assert restored.args[0].startswith("Restored ") and " tokens" in restored.args[0]
     assert w.statusBar().currentMessage() == restored.args[0]
     send_and_wait(qtbot, w, "And today?")
-    stats = w.worker.last_stats
-    assert stats.prompt_evaluated < stats.prompt_tokens // 3      # the new message, not the history
+    stats = w.store.active_path(w.session.conversation_id)[-1].stats   # as the reply's signal brought them
+    assert stats["prompt_evaluated"] < stats["prompt_tokens"] // 3     # the new message, not the history
     qtbot.waitUntil(lambda: bool(files_of(a)), timeout=60000)     # written after the reply
 
     # Deleted for good: its cache goes too.
