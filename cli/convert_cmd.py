@@ -72,14 +72,14 @@ class ProgressBar:
 def run(args: argparse.Namespace) -> int:
     from common.task import Cancelled, TaskHandle, format_bytes
     from converters.errors import ConversionError, OutputExists
-    from converters.pipeline import convert_checkpoint
+    from models.convert_chain import convert_and_register
 
     bar = ProgressBar()
     handle = TaskHandle(on_progress=bar)
     try:
-        result = convert_checkpoint(args.src_dir, args.out, args.qtype, keep_intermediate=args.keep_intermediate,
-                                    threads=args.threads, handle=handle, replace=args.force, make_folder=False,
-                                    measure=_measurer(args))
+        result = convert_and_register(args.src_dir, args.out, args.qtype, keep_intermediate=args.keep_intermediate,
+                                      threads=args.threads, handle=handle, replace=args.force, make_folder=False,
+                                      measure=_measurer(args))
     except OutputExists as e:
         bar.close()
         print(f"error: {e.path} already exists; add --force to replace it.", file=sys.stderr)
@@ -117,11 +117,9 @@ def _measurer(args):
 
 
 def _report_quality(result) -> None:
-    from models.library import record_quality
     from models.quant_quality import describe
 
-    q = result.quality
-    record_quality(result.path, q.to_dict())
+    q = result.quality     # the library has it already (convert_and_register)
     print(f"quality against the {q.base_quant or 'original'} original ({result.measure_seconds:.1f} s):")
     for line in q.lines():
         print(f"  {line}")

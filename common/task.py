@@ -75,6 +75,11 @@ class TaskHandle:
         self._started = self._clock()
         self._base_done = done
 
+    def linked(self, on_progress: Optional[ProgressCallback] = None) -> "LinkedHandle":
+        """A handle for one step of this job: its own progress (to ``on_progress``, or
+        nowhere), cancelled together with this one, from either side."""
+        return LinkedHandle(self, on_progress)
+
     def progress(self, done: float, total: Optional[float] = None, *,
                  unit: str = "", message: str = "", **extra) -> Progress:
         elapsed = self._clock() - self._started
@@ -88,6 +93,26 @@ class TaskHandle:
         if self._on_progress is not None:
             self._on_progress(report)
         return report
+
+
+class LinkedHandle(TaskHandle):
+    """The handle of one step inside a larger job (one file of a repo download, the model
+    load inside a measurement): it reports its own progress, and cancelling it or the
+    job's handle cancels both."""
+
+    def __init__(self, parent: TaskHandle, on_progress: Optional[ProgressCallback] = None):
+        super().__init__(on_progress=on_progress)
+        self._parent = parent
+
+    def cancel(self) -> None:
+        self._parent.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._parent.cancelled
+
+    def check(self) -> None:
+        self._parent.check()
 
 
 def format_eta(seconds: Optional[float]) -> str:

@@ -279,24 +279,6 @@ def _compare(logits: np.ndarray, steps: np.ndarray, scale: np.ndarray, min_log_p
 
 # --- the measurement ---------------------------------------------------------------
 
-class _LoadHandle(TaskHandle):
-    """Cancelled with the job's handle; loading progress is not the measurement's."""
-
-    def __init__(self, parent: TaskHandle):
-        super().__init__()
-        self._parent = parent
-
-    @property
-    def cancelled(self) -> bool:
-        return self._parent.cancelled
-
-    def check(self) -> None:
-        self._parent.check()
-
-    def progress(self, *args, **kwargs):
-        return None
-
-
 def _scratch_file(near: Path, scratch_dir: Optional[Path]):
     for folder in ([Path(scratch_dir)] if scratch_dir else []) + [near.parent, Path(tempfile.gettempdir())]:
         try:
@@ -360,7 +342,7 @@ def measure_quality(base, other, *, text: Optional[str] = None, text_name: Optio
                 # flash attention on the CPU too: llama.cpp's "auto" picks it, and it is faster
                 # for whole-chunk batches like these
                 return LlamaRuntime(path, n_ctx=n_ctx, n_gpu_layers=layers, n_threads=threads, n_batch=n_ctx,
-                                    flash_attn=True if layers == 0 else None, handle=_LoadHandle(handle))
+                                    flash_attn=True if layers == 0 else None, handle=handle.linked())   # the load's progress is not the measurement's
             except LoadFailed as exc:
                 handle.check()
                 if layers > 0:      # out of GPU memory, most likely: the CPU can still do it

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from app.models_manager.convert_tab import ConvertTab
 from common.settings import Settings
+from models.choices import models_folder
 
 
 def convert(qtbot, tab) -> Path:
@@ -26,6 +27,7 @@ def test_replacing_is_asked_and_the_folder_can_be_shown(qtbot, tiny_llama, monke
     tab.quant.setCurrentIndex(tab.quant.findData("q4_0"))
 
     out = convert(qtbot, tab)
+    assert out == models_folder(Settings()) / f"{Path(tiny_llama.path).name}-Q4_0.gguf"   # the one naming rule
     assert tab.confirm_box is None                     # nothing to replace: not asked
     assert not tab.output_row.isHidden() and str(out) in tab.output.text()
     qtbot.mouseClick(tab.show_folder_button, Qt.LeftButton)

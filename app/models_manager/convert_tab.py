@@ -9,32 +9,14 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-from models.choices import models_folder
 from app.models_manager.quality_views import conversions_html, measure_option_text
 from app.threads import run_in_background
-from common.task import TaskHandle, format_bytes, format_eta
+from common.task import format_bytes, format_eta
+from models.choices import models_folder
 
 CHECK_NAMES = {"loads": "Loads in llama.cpp", "evaluates": "Evaluates a prompt", "tensors": "Tensor layout",
                "end_of_generation": "End of turn stops generation", "chat_template": "Chat template renders",
                "tokenizer_parity": "Tokenizer matches the original"}
-
-
-class _SharedCancelHandle(TaskHandle):
-    """A handle with its own progress that is cancelled together with its parent."""
-
-    def __init__(self, parent: TaskHandle, on_progress):
-        super().__init__(on_progress=on_progress)
-        self._parent = parent
-
-    def cancel(self) -> None:
-        self._parent.cancel()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._parent.cancelled
-
-    def check(self) -> None:
-        self._parent.check()
 
 
 class ConvertTab(QWidget):
@@ -226,9 +208,10 @@ class ConvertTab(QWidget):
         return measure_quality
 
     def output_path(self) -> Path:
-        src = Path(self.source.text().strip())
-        label = self._quant_texts[self.quant.currentData()].split(" ")[0]
-        return models_folder(self.settings) / f"{src.name}-{label}.gguf"
+        from models.convert_chain import folder_converted_path
+
+        return folder_converted_path(self.source.text().strip(), self.quant.currentData(),
+                                     models_folder(self.settings))
 
     def start(self) -> None:
         """Convert the chosen folder; asks first when that would replace a file."""
@@ -264,20 +247,13 @@ class ConvertTab(QWidget):
             self.message.setText(f"Not converted: {out.name} is kept as it is.")
 
     def _start_local(self) -> None:
-        from converters.pipeline import convert_checkpoint
+        from models.convert_chain import convert_and_register
 
         src, qtype, out = self.source.text().strip(), self.quant.currentData(), self.output_path()
         measure = self._measurer()
 
         def job(h):
-            from models.library import record_provenance, record_quality
-
-            result = convert_checkpoint(src, out, qtype, handle=h, measure=measure)
-            record_provenance(result.path, origin="converted", source_path=str(Path(src).resolve()),
-                              quant=qtype.upper())
-            if result.quality is not None:
-                record_quality(result.path, result.quality.to_dict())
-            return result
+            return convert_and_register(src, out, qtype, handle=h, measure=measure)
 
         self._run(job, f"Converting to {out.name}…")
 
@@ -301,10 +277,9 @@ class ConvertTab(QWidget):
         measure = self._measurer()
 
         def job(h):
-            def handle_for(remote):
-                def report(p):
-                    h.progress(p.done, p.total, unit="B", message=f"Downloading {remote.filename}")
-                return _SharedCancelHandle(h, report)
+            def handle_for(remote):       # each file's progress shows on the job's bar
+                return h.linked(lambda p: h.progress(p.done, p.total, unit="B",
+                                                     message=f"Downloading {remote.filename}"))
             return download_and_convert(repo_id, qtype, models_dir=folder, handle=h, handle_for=handle_for,
                                         measure=measure)
 
@@ -393,3 +368,4 @@ def verification_html(report) -> str:
     head = (f"<b>Verified</b>: {passed} of {len(report.checks)} checks passed" if report.ok
             else "<b>Verification failed</b>")
     return head + "<br>" + "<br>".join(rows)
+
