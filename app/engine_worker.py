@@ -26,6 +26,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from common.inference_options import DEFAULT_N_CTX, LoadOptions
 from common.task import TaskHandle
 from engine import open_backend
+from models.gguf_names import quant_from_name
 from engine.types import ChatMessage, GenerationParams
 
 log = logging.getLogger(__name__)
@@ -276,13 +277,4 @@ def _describe(backend, request: LoadRequest) -> ModelInfo:
     path = Path(request.path)
     size = path.stat().st_size if path.is_file() else 0
     return ModelInfo(name=backend.name, path=str(path), n_ctx=n_ctx, size_bytes=size,
-                     quant=_quant_from_name(path.name), gpu_plan=backend.plan_text)
-
-
-def _quant_from_name(name: str) -> str:
-    upper = name.upper().replace("-", "_").replace(".", "_")
-    for q in ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q5_K_S", "Q6_K", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
-              "Q3_K_M", "Q2_K", "IQ4_XS", "BF16", "F16", "F32"):
-        if f"_{q}_" in f"_{upper}_":
-            return q
-    return ""
+                     quant=quant_from_name(path.name) or "", gpu_plan=backend.plan_text)

@@ -6,7 +6,7 @@ API in brief (every call from one owner thread; only ``TaskHandle.cancel`` from 
     from common.inference_options import LoadOptions
     from engine.types import ChatMessage, GenerationParams
 
-    b = open_backend(path_or_url, LoadOptions(n_ctx=8192, gpu_layers="auto", threads=0), handle=handle)
+    b = open_backend(path_or_url, LoadOptions(n_ctx=4096, gpu_layers="auto", threads=0), handle=handle)
                                     # a GGUF: validated, GPU offload planned, retried with fewer
                                     # layers when GPU memory runs out; a URL: a RemoteBackend.
                                     # Both are an engine.backend.Backend (the whole protocol).

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
+from common.inference_options import DEFAULT_N_CTX
 from models.hardware import Estimate, LlamaShape, MachineMemory, estimate, fit
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
@@ -51,7 +52,7 @@ def _load() -> dict:
     return json.loads(CATALOG_FILE.read_text(encoding="utf-8"))
 
 
-def entries(context: Optional[int] = 8192) -> list[CatalogEntry]:
+def entries(context: Optional[int] = DEFAULT_N_CTX) -> list[CatalogEntry]:
     data = _load()
     out = []
     for m in data["models"]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from common.inference_options import DEFAULT_N_CTX
+
 RUNTIME_OVERHEAD = 300 * 1000 ** 2   # llama.cpp's own allocations, scratch and the process
 
 
@@ -82,7 +84,7 @@ def file_bytes(shape: LlamaShape, qtype: str) -> int:
     return total + shape.vocab * 16 + len(shape.tensors()) * 96
 
 
-def estimate(shape: LlamaShape, qtype: str = "q4_k_m", context: int = 8192, n_ubatch: int = 512) -> Estimate:
+def estimate(shape: LlamaShape, qtype: str = "q4_k_m", context: int = DEFAULT_N_CTX, n_ubatch: int = 512) -> Estimate:
     kv_dim = shape.kv_heads * (shape.hidden // shape.heads)
     kv = 2 * shape.layers * kv_dim * context * 2          # K and V, F16 cache
     compute = n_ubatch * (shape.vocab + 2 * shape.ffn) * 4

@@ -17,10 +17,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
 
 from app.threads import run_in_background
 from engine.machine import probe_machine
+from common.inference_options import DEFAULT_N_CTX
 from common.task import format_bytes, format_parameters
 
 SUGGESTED_ID = "llama-3.1-8b-instruct"
-CONTEXT = 8192
+CONTEXT = DEFAULT_N_CTX      # the catalog's memory column: the context a model gets by default
 COLUMNS = ("Model", "File", "Memory at 8K context", "On this computer")
 FIT_COLORS = {"gpu": "#16a34a", "cpu": "#16a34a", "tight": "#d97706", "no": "#dc2626"}
 FIT_MARKS = {"gpu": "✓", "cpu": "✓", "tight": "!", "no": "✗"}
