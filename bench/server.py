@@ -100,6 +100,53 @@ def aggregate(url: str, model: str, tokens: int, streams: int, start_n: int) -> 
     return sum(len(r["stamps"]) for r in results) / (end - start)
 
 
+class _InstantModel:
+    """A model service that answers N pieces at once: what the HTTP path alone costs."""
+
+    name, model_path, slot_ctx, template_source = "instant", "instant.gguf", 1 << 20, ""
+
+    def __init__(self, pieces: int):
+        self.pieces = pieces
+
+    def submit(self, req) -> None:
+        from engine.types import ReplyStats
+
+        def run():
+            req.on_event("start", ReplyStats(prompt_tokens=1))
+            for _ in range(self.pieces):
+                req.on_event("text", " word")
+            req.on_event("done", ReplyStats(prompt_tokens=1, gen_tokens=self.pieces, stop_reason="length"))
+        threading.Thread(target=run, daemon=True).start()
+
+    def snapshot(self) -> dict:
+        return {}
+
+    def cancel_all(self) -> None:
+        pass
+
+
+def http_path_cost(pieces: int = 3000) -> float:
+    """CPU microseconds per streamed piece, server and openai client together (one process)."""
+    import openai
+
+    from server.app import ApiState, build_app
+    from server.run import Server, bind
+
+    srv = Server(build_app(ApiState(_InstantModel(pieces))), bind("127.0.0.1", 0, None))
+    srv.start()
+    srv.ready.wait()
+    try:
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{srv.port}/v1", api_key="x", max_retries=0) as c:
+            cpu = time.process_time()
+            n = sum(1 for _ in c.chat.completions.create(model="instant", stream=True, max_tokens=pieces,
+                                                          messages=[{"role": "user", "content": "x"}]))
+            cpu = time.process_time() - cpu
+    finally:
+        srv.stop()
+    assert n >= pieces
+    return cpu / pieces * 1e6
+
+
 def start_serve(model: Path, threads: int, parallel: int):
     from tests.server_helpers import start_serve as start
 
@@ -171,6 +218,7 @@ def main() -> int:
                                   for r in range(args.rounds))
     finally:
         srv.stop()
+    per_piece_us = http_path_cost()
     eng_tps, eng_ttft = statistics.median(e[0] for e in eng), statistics.median(e[1] for e in eng)
     srv_tps, srv_ttfb = statistics.median(t[0] for t in thr), statistics.median(t[1] for t in thr)
     ratio_rounds = [t[0] / e[0] for e, t in zip(eng, thr)]
@@ -199,6 +247,8 @@ def main() -> int:
     print(f"(1) streamed tok/s through serve ÷ engine direct: {srv_tps / eng_tps:.3f}   (target >= 0.97; "
           f"per round {', '.join(f'{x:.2f}' for x in ratio_rounds)})")
     print(f"(2) first-token overhead over the engine's TTFT:   {(srv_ttfb - eng_ttft) * 1000:+.1f} ms (target <= 15 ms)")
+    print(f"    the HTTP path alone (a model that answers instantly): {per_piece_us:.0f} µs of CPU per piece, "
+          f"server and openai client together = {per_piece_us / 1e4 * eng_tps:.2f}% of a token at {eng_tps:.0f} tok/s")
     line = f"(3) 4-stream aggregate ÷ 1 stream, serve:          {ours4 / ours1:.2f}"
     if ratio_ls is not None:
         line += f"   llama-server: {ratio_ls:.2f}   (target: at least llama-server's)"
