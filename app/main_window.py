@@ -24,7 +24,7 @@ from app.sidebar.trash_actions import TrashActions
 from app.threads import BackgroundOp, WorkerThread
 from app.widgets.context_meter import ContextMeter
 from app.widgets.model_bar import ModelBar
-from chat.model import ChatStoreError
+from chat.records import ChatStoreError
 from chat.store import ChatStore
 from common.settings import Settings, load_settings, save_settings
 from engine.context_window import reply_reserve

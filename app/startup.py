@@ -20,7 +20,7 @@ from typing import Callable, Optional
 from PySide6.QtWidgets import QMessageBox
 
 from chat import recovery
-from chat.model import ChatStoreError, StoreLockedError
+from chat.records import ChatStoreError, StoreLockedError
 from chat.store import ChatStore
 from common.errors import user_message
 

@@ -7,14 +7,14 @@ tests alike::
     store = ChatStore.open()                 # data_paths().chats_db; or open(path)
     # ChatStore.open(read_only=True) when another window holds it (StoreLockedError)
 
-Conversations (``chat.model.Conversation``)
+Conversations (``chat.records.Conversation``)
     create(title=None, system_prompt=None, model=None) -> id
     list(include_archived=False, trash=False)   pinned first, then newest update
     get(id), rename, set_pinned, set_archived, set_system_prompt, set_model
     delete(id) -> trash; list(trash=True); restore(id) -> False if not in the trash;
     purge(id) (for good); empty_trash() -> how many
 
-Messages (``chat.model.Message``; a tree, the conversation stores its active leaf)
+Messages (``chat.records.Message``; a tree, the conversation stores its active leaf)
     add_user_message(conv, text, parent_id=None) -> id   committed at once
     begin_reply(conv, parent_id=None, model, params) -> id   state "streaming"
     reply_writer(id) -> ReplyWriter: append(piece) (saves >= once a second),

@@ -12,7 +12,7 @@ import json
 import re
 from datetime import datetime, timezone
 
-from chat.model import ASSISTANT, COMPLETE, Conversation, Message, when_text
+from chat.records import ASSISTANT, COMPLETE, Conversation, Message, when_text
 
 FORMAT = "llamadesk.chats"
 FORMAT_VERSION = 1

@@ -26,7 +26,7 @@ from typing import Optional, Union
 
 from chat.export import FORMAT, FORMAT_VERSION
 from chat.messages import dump_json
-from chat.model import INTERRUPTED, MAX_TIME, ROLES, STATES, STREAMING, ChatImportError
+from chat.records import INTERRUPTED, MAX_TIME, ROLES, STATES, STREAMING, ChatImportError
 from common.task import format_bytes, plural
 
 MAX_BYTES = 512 * 1024 * 1024    # far above any real chat history; read into memory whole

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chat.model import StoreLockedError
+from chat.records import StoreLockedError
 from common.lock import FileLock, LockHeld
 
 

@@ -13,7 +13,7 @@ import sqlite3
 import time
 from typing import Callable, Optional
 
-from chat.model import (ASSISTANT, CANCELLED, COMPLETE, ERROR, FINAL_STATES, INTERRUPTED,
+from chat.records import (ASSISTANT, CANCELLED, COMPLETE, ERROR, FINAL_STATES, INTERRUPTED,
                         STREAMING, USER, ChatStoreError, Message, NotFoundError, auto_title,
                         clean_text, clean_time)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
 
-from chat.model import ChatStoreError, StoreLockedError
+from chat.records import ChatStoreError, StoreLockedError
 
 
 def is_damage(exc: BaseException) -> bool:

@@ -27,7 +27,7 @@ from urllib.parse import quote
 from chat import schema
 from chat.lock import WriterLock
 from chat.messages import MessageOps
-from chat.model import (ChatStoreError, Conversation, NotFoundError, SearchHit,
+from chat.records import (ChatStoreError, Conversation, NotFoundError, SearchHit,
                         StoreReadOnlyError, INTERRUPTED, UNTITLED, clean_text, clean_time)
 
 if TYPE_CHECKING:

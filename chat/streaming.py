@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
-from chat.model import CANCELLED, COMPLETE, ERROR, ChatStoreError
+from chat.records import CANCELLED, COMPLETE, ERROR, ChatStoreError
 
 
 class ReplyWriter:

@@ -25,7 +25,7 @@ class StoredConversation:
 
     @classmethod
     def open(cls, which: str, default_system: str) -> "StoredConversation":
-        from chat.model import ChatStoreError, NotFoundError, StoreLockedError
+        from chat.records import ChatStoreError, NotFoundError, StoreLockedError
         from chat.store import ChatStore
 
         try:
@@ -67,7 +67,7 @@ class StoredConversation:
 
     def close(self) -> None:
         if self._writer is not None:
-            from chat.model import CANCELLED
+            from chat.records import CANCELLED
 
             self.end_turn(CANCELLED)
         self.store.close()

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chat.model import ChatStoreError
+    from chat.records import ChatStoreError
 
     try:
         if args.action in _WRITERS:
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _open_for_reading(db):
-    from chat.model import StoreLockedError
+    from chat.records import StoreLockedError
     from chat.store import ChatStore
 
     try:
@@ -69,7 +69,7 @@ def _open_for_reading(db):
 
 
 def _list(store, archived: bool, trash: bool) -> int:
-    from chat.model import when_text
+    from chat.records import when_text
 
     convs = store.list(include_archived=archived, trash=trash)
     if not convs:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from chat.export import close_open_fence
-from chat.model import CANCELLED, COMPLETE, ChatImportError
+from chat.records import CANCELLED, COMPLETE, ChatImportError
 from chat.store import ChatStore
 
 CODE_REPLY = ("Here you go:\n\n```python\ndef greet(name):\n    return f\"¡Hola, {name}! 🦙\"\n```\n\n"

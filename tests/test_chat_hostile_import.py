@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 
 import main
 from chat import importer
-from chat.model import MAX_TIME, ROLES, STATES, ChatImportError
+from chat.records import MAX_TIME, ROLES, STATES, ChatImportError
 from chat.store import ChatStore
 
 

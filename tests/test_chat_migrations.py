@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from chat import schema
-from chat.model import ChatStoreError, COMPLETE
+from chat.records import ChatStoreError, COMPLETE
 from chat.store import ChatStore
 
 # The schema as version 1 shipped it (kept here verbatim, independent of chat.schema).

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from chat.model import (COMPLETE, INTERRUPTED, STREAMING, StoreLockedError,
+from chat.records import (COMPLETE, INTERRUPTED, STREAMING, StoreLockedError,
                         StoreReadOnlyError)
 from chat.store import ChatStore
 from tests.fixtures.chat_writer import reply_pieces, user_text

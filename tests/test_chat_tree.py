@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from chat.model import (CANCELLED, COMPLETE, ERROR, INTERRUPTED, STREAMING, ChatStoreError,
+from chat.records import (CANCELLED, COMPLETE, ERROR, INTERRUPTED, STREAMING, ChatStoreError,
                         NotFoundError, auto_title)
 from chat.store import ChatStore
 from common.task import Cancelled

@@ -245,7 +245,7 @@ def test_the_window_starts_on_junk_without_a_traceback_on_stderr(tmp_path):
 
 
 def test_reading_a_damaged_part_says_so_as_a_store_error():
-    from chat.model import ChatStoreError
+    from chat.records import ChatStoreError
 
     damaged_database()
     with ChatStore.open(read_only=True) as store:

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from app.chat.chat_view import ChatView
 from app.chat.conversation_views import message_view, path_views
 from app.chat.message_html import MessageView, stats_line
-from chat.model import CANCELLED, COMPLETE, ERROR
+from chat.records import CANCELLED, COMPLETE, ERROR
 from engine.types import ChatMessage
 
 

@@ -96,7 +96,7 @@ class ConversationList(QWidget):
 
     # filling ----------------------------------------------------------------
     def set_conversations(self, conversations, current_id=None) -> None:
-        """Show conversations (chat.model.Conversation), pinned first as the store orders them."""
+        """Show conversations (chat.records.Conversation), pinned first as the store orders them."""
         self._filling = True
         self.list.clear()
         for conv in conversations:
@@ -114,7 +114,7 @@ class ConversationList(QWidget):
         self._filling = False
 
     def set_search_results(self, hits) -> None:
-        """Show search hits (chat.model.SearchHit) instead of the list."""
+        """Show search hits (chat.records.SearchHit) instead of the list."""
         self._filling = True
         self.list.clear()
         for hit in hits:

@@ -6,7 +6,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHBoxLayout, QLabel,
                                QListWidget, QListWidgetItem, QMessageBox, QPushButton, QVBoxLayout)
 
-from chat.model import ChatStoreError, when_text
+from chat.records import ChatStoreError, when_text
 from common.task import plural
 
 ID_ROLE = Qt.UserRole
