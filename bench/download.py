@@ -47,7 +47,7 @@ def plain_get(url: str, dest: Path) -> float:
 
 
 def ours(models_dir: Path) -> float:
-    from models.fetch import download_file
+    from models.file_download import download_file
 
     t0 = time.perf_counter()
     path = download_file(REPO, FILE, models_dir=models_dir)

@@ -58,7 +58,7 @@ class FileBar:
 
 def run(args: argparse.Namespace) -> int:
     from common.task import Cancelled, TaskHandle
-    from models.fetch import DownloadError
+    from models.file_download import DownloadError
     from models.hub_env import OfflineError
     from models.hub_errors import HubAccessError
     from models.repo_download import download_repo, plan_download

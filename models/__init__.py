@@ -6,11 +6,12 @@ Plain Python (no Qt). The public pieces:
   original repo (gated, convert path), GGUF repos (direct path), parameters, context,
   and per quant an ``Estimate`` (file size, RAM/VRAM need) computed from shapes.
 - ``models.hardware``: ``LlamaShape``, ``estimate(shape, qtype, context)``,
-  ``machine_memory()``, ``fit(estimate, memory)`` -> 'gpu' | 'cpu' | 'tight' | 'no'.
+  ``fit(estimate, memory)`` -> 'gpu' | 'cpu' | 'tight' | 'no', where ``memory`` is the
+  ``MachineMemory`` that ``engine.machine.probe_machine().memory()`` measures.
 - ``models.hub``: ``search(query, kind='gguf'|'llama'|None, sort='downloads'|'likes'|'recent')``
   -> ``RepoSummary`` list; ``list_repo(repo_id, revision)`` -> ``RepoListing`` (files with
   sizes and LFS sha256, ``gguf_sets`` grouped by quant and split parts, ``gated``).
-- ``models.fetch``: ``download_file(repo_id, filename, handle=TaskHandle)`` -> Path; resumable
+- ``models.file_download``: ``download_file(repo_id, filename, handle=TaskHandle)`` -> Path; resumable
   (HTTP Range, partial + sidecar), sha256-verified while streaming, placed atomically,
   retried with an injectable ``RetryPolicy``, disk checked through an injectable
   ``free_space``. Errors: ``HashMismatchError``, ``NotEnoughDiskSpace``, ``DownloadError``.
@@ -21,7 +22,8 @@ Plain Python (no Qt). The public pieces:
 - ``models.library``: ``scan()`` -> ``LibraryEntry`` list (models folder, HF cache, user
   folders; GGUFs and convertible checkpoints), ``remove(entry)``, ``import_gguf(path)``,
   ``add_folder``, ``record_provenance``.
-- ``models.gguf_info.read_gguf_info(path)`` -> ``GGUFInfo`` (with the EOS warning).
+- ``models.gguf_info.read_gguf_info(path)`` -> ``GGUFInfo`` (with the EOS warning); the
+  header itself is read by ``common.gguf_header``, the one GGUF reader.
 - ``models.gguf_validate.validate_gguf(path)``; raises ``UnsafeGGUFError`` naming the problem.
   Call it before llama.cpp opens any GGUF that came from outside.
 - ``models.auth``: ``find_token()``, ``save_token(token)`` (huggingface_hub's token file),

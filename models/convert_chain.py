@@ -17,7 +17,7 @@ from typing import Callable, Optional
 from common.paths import data_paths
 from common.safe_paths import safe_join
 from common.task import TaskHandle
-from models.fetch import RetryPolicy, check_repo_id, default_free_space
+from models.file_download import RetryPolicy, check_repo_id, default_free_space
 from models.repo_download import download_repo
 
 CHECKPOINT_FILES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",

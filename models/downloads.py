@@ -5,7 +5,7 @@ plain worker threads. ``enqueue(repo_id, filenames, revision)`` returns one job 
 per file; ``pause``/``resume``/``cancel`` act on a job; ``jobs()`` is a snapshot with
 bytes done/total, speed, ETA and state; ``totals()`` sums them. ``on_event`` is
 called from worker threads with a ``DownloadEvent`` (a GUI marshals it to its own
-thread). Each file is fetched by ``fetch.download_file``, so a paused job, or one
+thread). Each file is fetched by ``file_download.download_file``, so a paused job, or one
 interrupted by a crash, resumes from its partial file.
 
 Pause and cancel both stop the transfer at the next chunk; pause keeps the partial,
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from common.task import Cancelled, Progress, TaskHandle
-from models import fetch
-from models.fetch import FreeSpace, RetryPolicy, default_free_space
+from models import file_download
+from models.file_download import FreeSpace, RetryPolicy, default_free_space
 
 QUEUED, RUNNING, PAUSED, DONE, FAILED, CANCELLED = "queued", "running", "paused", "done", "failed", "cancelled"
 EVENT_INTERVAL_S = 0.1   # progress events per job are coalesced to at most 10 a second
@@ -107,7 +107,7 @@ class DownloadManager:
         whole request fits on disk (raises ``NotEnoughDiskSpace`` and enqueues nothing)."""
         from models.repo_download import bytes_still_needed
 
-        fetch.check_disk_space(bytes_still_needed(remotes, self.models_dir), self._free_space)
+        file_download.check_disk_space(bytes_still_needed(remotes, self.models_dir), self._free_space)
         ids = []
         for r in remotes:
             ids += self.enqueue(r.repo_id, [r.filename], r.commit or r.revision)
@@ -195,11 +195,11 @@ class DownloadManager:
 
     def _discard(self, job: _Job) -> None:
         try:
-            remote = fetch.resolve_remote(job.snap.repo_id, job.snap.filename, job.snap.revision,
+            remote = file_download.resolve_remote(job.snap.repo_id, job.snap.filename, job.snap.revision,
                                           token=self._token)
         except Exception:  # noqa: BLE001 - nothing to discard if the Hub cannot say where it went
             return
-        fetch.discard_partial(remote, self.models_dir)
+        file_download.discard_partial(remote, self.models_dir)
 
     def _emit(self, kind: str, job: _Job) -> None:
         if self._on_event is not None:
@@ -223,7 +223,7 @@ class DownloadManager:
     def _run(self, job: _Job) -> None:
         kind, path, error = DONE, None, None
         try:
-            path = fetch.download_file(job.snap.repo_id, job.snap.filename, revision=job.snap.revision,
+            path = file_download.download_file(job.snap.repo_id, job.snap.filename, revision=job.snap.revision,
                                        handle=job.handle, models_dir=self.models_dir, token=self._token,
                                        retry=self._retry, free_space=self._free_space)
         except Cancelled:

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Optional
 
 from common.task import TaskHandle
 from models import hub
-from models.fetch import (FreeSpace, RemoteFile, RetryPolicy, check_disk_space, default_free_space,
+from models.file_download import (FreeSpace, RemoteFile, RetryPolicy, check_disk_space, default_free_space,
                           download_file, final_path, partial_size, resolve_remote)
 
 # Never fetched unless asked for by name: pickles (unsafe to load) and Meta's consolidated copy.

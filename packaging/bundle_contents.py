@@ -22,7 +22,7 @@ from platforms import Platform, cuda_runtime_files
 
 # Test extras and what they pull in; optional parts of the runtime deps that LlamaDesk
 # does not use: huggingface_hub's OAuth/webhooks server (fastapi, pydantic,
-# opentelemetry), its fsspec file system and Xet transfers (models.fetch streams files
+# opentelemetry), its fsspec file system and Xet transfers (models.file_download streams files
 # itself), llama_cpp's own server.
 EXCLUDES = [
     "tests", "bench", "pytest", "_pytest", "pytestqt", "hypothesis", "tokenizers", "openai", "ollama",

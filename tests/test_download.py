@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from common.task import Cancelled, TaskHandle
-from models import fetch, hub_env
-from models.fetch import RetryPolicy
+from models import file_download, hub_env
+from models.file_download import RetryPolicy
 from models.hub_errors import LicenceNotAccepted, SignInRequired, TokenRejected
 from tests.fixtures.hub_server import (GATED_REPO, GGUF_MAIN, GGUF_REPO, GOOD_TOKEN,
                                        NO_LICENCE_TOKEN, OPEN_REPO)
@@ -38,7 +38,7 @@ def test_whole_repo_downloads_byte_for_byte(hub_server, tmp_path):
     snap = paths["model-00001-of-00003.safetensors"]
     assert snap.is_symlink() and Path(os.path.realpath(snap)).name == hashlib.sha256(
         files["model-00001-of-00003.safetensors"]).hexdigest()
-    cache = fetch.repo_cache_dir(OPEN_REPO)
+    cache = file_download.repo_cache_dir(OPEN_REPO)
     assert (cache / "refs" / "main").read_text() == hub_server.state.repos[OPEN_REPO].sha
     # huggingface_hub itself finds the files offline.
     from huggingface_hub import try_to_load_from_cache
@@ -47,7 +47,7 @@ def test_whole_repo_downloads_byte_for_byte(hub_server, tmp_path):
 
 
 def test_gguf_goes_to_the_models_folder(hub_server, tmp_path):
-    path = fetch.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path, retry=NO_WAIT)
+    path = file_download.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path, retry=NO_WAIT)
     assert path == tmp_path / "bartowski" / "Llama-3.2-1B-Instruct-GGUF" / GGUF_MAIN
     assert path.read_bytes() == served(hub_server, GGUF_REPO, GGUF_MAIN)
     assert sorted(p.name for p in path.parent.iterdir()) == [GGUF_MAIN]
@@ -55,21 +55,21 @@ def test_gguf_goes_to_the_models_folder(hub_server, tmp_path):
 
 def test_gated_repo_without_token_says_sign_in(hub_server):
     with pytest.raises(SignInRequired) as err:
-        fetch.download_file(GATED_REPO, "config.json")
+        file_download.download_file(GATED_REPO, "config.json")
     assert str(err.value).startswith(f"{GATED_REPO} is a gated model: sign in with a Hugging Face token")
 
 
 def test_gated_repo_without_licence_links_to_it(hub_server, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", NO_LICENCE_TOKEN)
     with pytest.raises(LicenceNotAccepted) as err:
-        fetch.download_file(GATED_REPO, "config.json")
+        file_download.download_file(GATED_REPO, "config.json")
     assert f"accept the licence at {hub_server.url}/{GATED_REPO}" in str(err.value)
 
 
 def test_wrong_token_says_so(hub_server, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
     with pytest.raises(TokenRejected) as err:
-        fetch.download_file(GATED_REPO, "config.json")
+        file_download.download_file(GATED_REPO, "config.json")
     assert "token (from HF_TOKEN) was rejected: it is wrong, expired or revoked" in str(err.value)
 
 
@@ -84,7 +84,7 @@ def test_saved_login_opens_the_gated_repo(hub_server, tmp_path):
     assert oct(secrets_file.stat().st_mode & 0o777) == "0o600"
     info = auth.find_token()
     assert info.source == "the token saved in LlamaDesk" and GOOD_TOKEN not in repr(info)
-    path = fetch.download_file(GATED_REPO, "config.json")
+    path = file_download.download_file(GATED_REPO, "config.json")
     assert path.read_bytes() == served(hub_server, GATED_REPO, "config.json")
     with pytest.raises(auth.InvalidTokenError, match="rejected"):
         auth.save_token("hf_wrong")
@@ -93,7 +93,7 @@ def test_saved_login_opens_the_gated_repo(hub_server, tmp_path):
 def test_dropped_connection_resumes_with_range(hub_server, tmp_path):
     data = served(hub_server, GGUF_REPO, GGUF_MAIN)
     hub_server.drop_after(GGUF_MAIN, len(data) // 3, times=2)
-    path = fetch.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path, retry=NO_WAIT)
+    path = file_download.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path, retry=NO_WAIT)
     assert path.read_bytes() == data
     ranges = hub_server.ranges_for(GGUF_MAIN)
     assert ranges[0] is None and len(ranges) == 3
@@ -105,8 +105,8 @@ def test_backoff_delays_are_used_and_give_up_with_a_resumable_message(hub_server
     waited = []
     policy = RetryPolicy(attempts=3, delays=(1.5, 3.0), wait=lambda s, h: waited.append(s))
     hub_server.drop_after(GGUF_MAIN, 100_000, times=10)
-    with pytest.raises(fetch.DownloadError, match="failed after 3 attempts.*resume"):
-        fetch.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path, retry=policy)
+    with pytest.raises(file_download.DownloadError, match="failed after 3 attempts.*resume"):
+        file_download.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path, retry=policy)
     assert waited == [1.5, 3.0]
     final = tmp_path / "bartowski" / "Llama-3.2-1B-Instruct-GGUF" / GGUF_MAIN
     assert not final.exists() and final.with_name(GGUF_MAIN + ".part").stat().st_size == 100_000
@@ -114,8 +114,8 @@ def test_backoff_delays_are_used_and_give_up_with_a_resumable_message(hub_server
 
 def test_corrupted_byte_is_caught_by_sha256(hub_server, tmp_path):
     hub_server.corrupt(GGUF_MAIN, 123_456)
-    with pytest.raises(fetch.HashMismatchError) as err:
-        fetch.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path, retry=NO_WAIT)
+    with pytest.raises(file_download.HashMismatchError) as err:
+        file_download.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path, retry=NO_WAIT)
     assert "failed verification: its sha256 is" in str(err.value)
     assert "The corrupt download was deleted" in str(err.value)
     folder = tmp_path / "bartowski" / "Llama-3.2-1B-Instruct-GGUF"
@@ -123,8 +123,8 @@ def test_corrupted_byte_is_caught_by_sha256(hub_server, tmp_path):
 
 
 def test_not_enough_disk_is_refused_before_any_byte(hub_server, tmp_path):
-    with pytest.raises(fetch.NotEnoughDiskSpace) as err:
-        fetch.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path, free_space=lambda p: 1_000_000)
+    with pytest.raises(file_download.NotEnoughDiskSpace) as err:
+        file_download.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path, free_space=lambda p: 1_000_000)
     assert str(err.value).startswith("Not enough disk space: this download needs 4.2 MB but only 1.0 MB is free")
     assert hub_server.ranges_for(GGUF_MAIN) == []
 
@@ -132,7 +132,7 @@ def test_not_enough_disk_is_refused_before_any_byte(hub_server, tmp_path):
 def test_offline_mode_refuses_downloads_without_contacting_the_hub(hub_server, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(hub_env.OfflineError):
-        fetch.download_file(GGUF_REPO, GGUF_MAIN)
+        file_download.download_file(GGUF_REPO, GGUF_MAIN)
     assert hub_server.requests == []
 
 
@@ -140,12 +140,12 @@ def test_cancel_mid_file_leaves_a_resumable_partial(hub_server, tmp_path):
     data = served(hub_server, GGUF_REPO, GGUF_MAIN)
     handle = TaskHandle(on_progress=lambda p: p.done >= 1 << 20 and handle.cancel())
     with pytest.raises(Cancelled):
-        fetch.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path, handle=handle, chunk_size=1 << 18)
+        file_download.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path, handle=handle, chunk_size=1 << 18)
     final = tmp_path / "bartowski" / "Llama-3.2-1B-Instruct-GGUF" / GGUF_MAIN
     assert not final.exists()
     done = final.with_name(GGUF_MAIN + ".part").stat().st_size
     assert 0 < done < len(data)
-    path = fetch.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path)
+    path = file_download.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path)
     assert path.read_bytes() == data
     assert hub_server.ranges_for(GGUF_MAIN)[-1] == f"bytes={done}-"
 
@@ -153,7 +153,7 @@ def test_cancel_mid_file_leaves_a_resumable_partial(hub_server, tmp_path):
 CHILD = """
 import sys
 from common.task import TaskHandle
-from models.fetch import download_file
+from models.file_download import download_file
 said = False
 def report(p):
     global said

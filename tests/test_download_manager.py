@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 
 from models.downloads import CANCELLED, DONE, FAILED, PAUSED, DownloadManager
-from models.fetch import RetryPolicy
+from models.file_download import RetryPolicy
 from tests.fixtures.hub_server import GGUF_MAIN, GGUF_REPO, OPEN_REPO
 
 NO_WAIT = RetryPolicy(attempts=3, delays=(0.0,))
@@ -91,7 +91,7 @@ def test_failure_is_reported_on_the_job(hub_server, tmp_path):
 def test_whole_request_is_refused_when_it_does_not_fit(hub_server, tmp_path):
     import pytest
 
-    from models.fetch import NotEnoughDiskSpace
+    from models.file_download import NotEnoughDiskSpace
     from models.repo_download import plan_download
 
     plan = plan_download(GGUF_REPO, ["*.gguf"])

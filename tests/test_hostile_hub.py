@@ -16,8 +16,8 @@ import pytest
 
 from common.paths import data_paths
 from common.safe_paths import UnsafePathError
-from models import fetch, hub, hub_env
-from models.fetch import RetryPolicy
+from models import file_download, hub, hub_env
+from models.file_download import RetryPolicy
 from tests.fixtures.hub_server import GGUF_MAIN, GGUF_REPO, OPEN_REPO
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def test_download_file_refuses_a_hostile_name_before_asking_the_hub(hub_server, 
     hub_server.add_files(GGUF_REPO, {name: b"evil bytes"})
     before = outside(tmp_path)
     with pytest.raises(UnsafePathError) as err:
-        fetch.download_file(GGUF_REPO, name, models_dir=tmp_path / "models", retry=NO_WAIT)
+        file_download.download_file(GGUF_REPO, name, models_dir=tmp_path / "models", retry=NO_WAIT)
     assert str(err.value).startswith("Refused the file name ") and "\n" not in str(err.value)
     assert outside(tmp_path) == before
     assert hub_server.requests == []
@@ -113,7 +113,7 @@ def test_a_hostile_commit_header_is_refused(hub_server, tmp_path, commit):
                     "is 40 hexadecimal digits.")
     assert aimed_at.read_bytes() == b"precious"
     assert outside(tmp_path) == before
-    repo_cache = fetch.repo_cache_dir(OPEN_REPO)
+    repo_cache = file_download.repo_cache_dir(OPEN_REPO)
     assert not repo_cache.exists() or snapshot(repo_cache) == {}
 
 
@@ -125,16 +125,16 @@ def test_a_small_file_that_does_not_match_its_blob_id_is_not_kept(hub_server):
     line = one_sentence_error(out)
     assert "config.json from testorg/Tiny-Llama-3-Instruct failed verification: its git hash is" in line
     assert "The corrupt download was deleted" in line
-    repo_cache = fetch.repo_cache_dir(OPEN_REPO)
+    repo_cache = file_download.repo_cache_dir(OPEN_REPO)
     left = snapshot(repo_cache) if repo_cache.exists() else {}
     assert not any(k.startswith(("blobs", "snapshots")) for k in left), left
 
 
 def test_a_file_the_hub_gives_no_hash_for_is_refused(hub_server, tmp_path):
     hub_server.no_etag["README.md"] = True
-    with pytest.raises(fetch.UnverifiableFile, match="the Hub gave no sha256 or git hash for it"):
-        fetch.download_file(GGUF_REPO, "README.md", retry=NO_WAIT)
-    assert not fetch.repo_cache_dir(GGUF_REPO).exists()
+    with pytest.raises(file_download.UnverifiableFile, match="the Hub gave no sha256 or git hash for it"):
+        file_download.download_file(GGUF_REPO, "README.md", retry=NO_WAIT)
+    assert not file_download.repo_cache_dir(GGUF_REPO).exists()
 
 
 def test_an_existing_link_out_of_the_models_folder_is_not_written_through(hub_server, tmp_path):
@@ -145,11 +145,11 @@ def test_an_existing_link_out_of_the_models_folder_is_not_written_through(hub_se
     victim.write_bytes(b"precious")
     (folder / (GGUF_MAIN + ".part")).symlink_to(victim)
     with pytest.raises(UnsafePathError, match="a link leads it outside"):
-        fetch.download_file(GGUF_REPO, GGUF_MAIN, models_dir=models, retry=NO_WAIT)
+        file_download.download_file(GGUF_REPO, GGUF_MAIN, models_dir=models, retry=NO_WAIT)
     (folder / (GGUF_MAIN + ".part")).unlink()
     (folder / GGUF_MAIN).symlink_to(victim)
     with pytest.raises(UnsafePathError, match="a link leads it outside"):
-        fetch.download_file(GGUF_REPO, GGUF_MAIN, models_dir=models, retry=NO_WAIT)
+        file_download.download_file(GGUF_REPO, GGUF_MAIN, models_dir=models, retry=NO_WAIT)
     assert victim.read_bytes() == b"precious"
     assert hub_server.ranges_for(GGUF_MAIN) == []
 
@@ -161,13 +161,13 @@ def test_a_repo_folder_linked_out_of_the_models_folder_is_refused(hub_server, tm
     elsewhere.mkdir()
     (models / "bartowski" / "Llama-3.2-1B-Instruct-GGUF").symlink_to(elsewhere)
     with pytest.raises(UnsafePathError, match="a link leads it outside"):
-        fetch.download_file(GGUF_REPO, GGUF_MAIN, models_dir=models, retry=NO_WAIT)
+        file_download.download_file(GGUF_REPO, GGUF_MAIN, models_dir=models, retry=NO_WAIT)
     assert list(elsewhere.iterdir()) == []
 
 
 def test_a_snapshot_link_out_of_the_cache_is_not_written_through(hub_server, tmp_path):
     sha = hub_server.state.repos[OPEN_REPO].sha
-    snap = fetch.repo_cache_dir(OPEN_REPO) / "snapshots" / sha
+    snap = file_download.repo_cache_dir(OPEN_REPO) / "snapshots" / sha
     snap.mkdir(parents=True)
     victim = tmp_path / "victim.json"
     victim.write_bytes(b"precious")
@@ -181,14 +181,14 @@ def test_a_snapshot_link_out_of_the_cache_is_not_written_through(hub_server, tmp
 def test_a_hostile_revision_is_refused_before_anything_is_written(hub_server, tmp_path):
     before = outside(tmp_path)
     with pytest.raises(UnsafePathError, match=r"Refused the revision '\.\./\.\./\.\./x'"):
-        fetch.download_file(OPEN_REPO, "config.json", revision="../../../x")
+        file_download.download_file(OPEN_REPO, "config.json", revision="../../../x")
     assert outside(tmp_path) == before
 
 
 def test_a_good_download_still_places_verified_files(hub_server, tmp_path):
-    path = fetch.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path / "models", retry=NO_WAIT)
+    path = file_download.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path / "models", retry=NO_WAIT)
     assert path.read_bytes() == hub_server.state.repos[GGUF_REPO].files[GGUF_MAIN]
     # A same-size file that is not the Hub's bytes is not taken for the download: it is replaced.
     path.write_bytes(b"\0" * path.stat().st_size)
-    again = fetch.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path / "models", retry=NO_WAIT)
+    again = file_download.download_file(GGUF_REPO, GGUF_MAIN, models_dir=tmp_path / "models", retry=NO_WAIT)
     assert again.read_bytes() == hub_server.state.repos[GGUF_REPO].files[GGUF_MAIN]

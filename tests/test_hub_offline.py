@@ -87,10 +87,10 @@ def attempts(monkeypatch):
 
 
 def test_token_check_and_file_metadata_fail_fast(no_hub, attempts):
-    from models import auth, fetch
+    from models import auth, file_download
     from models.hub_errors import HubUnreachable
 
-    for call in (lambda: auth.whoami("hf_x"), lambda: fetch.resolve_remote("a/b", "model.gguf")):
+    for call in (lambda: auth.whoami("hf_x"), lambda: file_download.resolve_remote("a/b", "model.gguf")):
         with pytest.raises(HubUnreachable) as err:
             call()
         assert str(err.value) == unreachable(no_hub)
@@ -135,13 +135,13 @@ def test_hub_client_log_goes_to_the_log_file_not_the_terminal(capfd):
 def test_a_download_whose_server_vanishes_says_so(no_hub, attempts, tmp_path):
     """The Hub answered; then the file's server cannot be reached: the transfer's own
     retries (worth it for a dropped connection) end in a sentence, not an errno."""
-    from models import fetch
-    from models.fetch import RetryPolicy
+    from models import file_download
+    from models.file_download import RetryPolicy
 
-    remote = fetch.RemoteFile("a/b", "model.gguf", "main", "c" * 40, f"{no_hub}/model.gguf", 10,
+    remote = file_download.RemoteFile("a/b", "model.gguf", "main", "c" * 40, f"{no_hub}/model.gguf", 10,
                               "0" * 64, None)
-    with pytest.raises(fetch.DownloadError) as err:
-        fetch.download_file("a/b", "model.gguf", remote=remote, models_dir=tmp_path,
+    with pytest.raises(file_download.DownloadError) as err:
+        file_download.download_file("a/b", "model.gguf", remote=remote, models_dir=tmp_path,
                             retry=RetryPolicy(attempts=2, delays=(0.0,)))
     assert str(err.value) == ("Downloading model.gguf failed after 2 attempts (the server could not be "
                               "reached: no network?). Run it again to resume from 0 B.")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.paths import data_paths
-from models import fetch, library
+from models import file_download, library
 from models.gguf_info import EOS_WARNING
 from models.gguf_validate import UnsafeGGUFError
 from tests.fixtures.hub_server import GGUF_MAIN, GGUF_REPO, OPEN_REPO, write_llama3_gguf
@@ -83,7 +83,7 @@ def test_a_malformed_gguf_is_listed_with_its_problem(tmp_path):
 
 
 def test_download_records_provenance_and_remove_deletes_files(hub_server):
-    path = fetch.download_file(GGUF_REPO, GGUF_MAIN)
+    path = file_download.download_file(GGUF_REPO, GGUF_MAIN)
     entry = by_name(library.scan())[GGUF_MAIN]
     assert entry.provenance == {"origin": "downloaded", "repo": GGUF_REPO, "quant": "Q4_K_M",
                                 "revision": hub_server.state.repos[GGUF_REPO].sha}
@@ -99,7 +99,7 @@ def test_checkpoints_in_the_hf_cache_are_listed_and_removed(hub_server):
     (ckpt,) = library.scan()
     assert ckpt.kind == "checkpoint" and ckpt.source == "hf-cache" and ckpt.repo_id == OPEN_REPO
     library.remove(ckpt)
-    assert not fetch.repo_cache_dir(OPEN_REPO).exists() and library.scan() == []
+    assert not file_download.repo_cache_dir(OPEN_REPO).exists() and library.scan() == []
 
 
 def test_import_validates_and_copies(tmp_path):
@@ -128,7 +128,7 @@ def test_an_interrupted_import_leaves_no_half_file(tmp_path, monkeypatch):
 
 
 def test_offline_mode_lists_what_is_on_disk(hub_server, monkeypatch):
-    fetch.download_file(GGUF_REPO, GGUF_MAIN)
+    file_download.download_file(GGUF_REPO, GGUF_MAIN)
     before = len(hub_server.requests)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert [e.name for e in library.scan()] == [GGUF_MAIN]

@@ -22,7 +22,7 @@ from common.safe_paths import UnsafePathError, check_commit, check_name, safe_jo
 from converters.checkpoint import INT_RANGES, LlamaConfig, parse_config
 from converters.errors import ConversionError
 from converters.safetensors_reader import KNOWN_DTYPES, read_header
-from models import fetch
+from models import file_download
 from models.gguf_validate import MAX_TENSOR_NAME, UnsafeGGUFError, validate_gguf_bytes
 
 ROOT = Path(tempfile.gettempdir()) / "llamadesk-property-root"
@@ -52,11 +52,11 @@ def test_a_hub_file_name_is_refused_or_stays_inside(name):
 
 @given(names, st.sampled_from(["bartowski/Llama-3.2-1B-Instruct-GGUF", "org/repo", "../x", "a/b/c", "a\\b"]))
 def test_a_download_path_is_refused_or_inside_the_models_folder(name, repo_id):
-    remote = fetch.RemoteFile(repo_id, name + ".gguf", "main", "0" * 40, "http://127.0.0.1/x", 1,
+    remote = file_download.RemoteFile(repo_id, name + ".gguf", "main", "0" * 40, "http://127.0.0.1/x", 1,
                               "0" * 64, None)
     models = ROOT / "models"
     try:
-        path = fetch.final_path(remote, models)
+        path = file_download.final_path(remote, models)
     except UnsafePathError as exc:
         assert str(exc).startswith("Refused the ") and "\n" not in str(exc)
         return
