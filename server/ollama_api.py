@@ -16,7 +16,8 @@ from common.version import __version__
 from engine.scheduler import GenerationRequest
 from engine.types import ChatMessage, GenerationParams
 from server.bridge import Reply
-from server.constraints import schema_grammar
+from server.constraints import (parse_tool_calls, schema_grammar, template_takes_tools, tool_plan,
+                                with_tools_described)
 from server.openai_api import DROPPED_HEADER
 from server.protocol import ApiError, bad, chat_messages, field, read_json, stop_list
 
@@ -139,22 +140,33 @@ def _final(model: str, reply: Reply, started: float, **extra) -> dict:
     return out
 
 
-async def _respond(request, reply: Reply, model: str, stream: bool, wrap, last_extra: dict):
+async def _respond(request, reply: Reply, model: str, stream: bool, wrap, last_extra: dict,
+                   whole=None):
+    """Send the reply; ``whole(text)``, when given, makes the fields from the complete text
+    (a tool call is known only then), and a stream then carries it in one line."""
     started = time.perf_counter()
     stats = await reply.begin()
     headers = {DROPPED_HEADER: str(len(stats.dropped))}
     if not stream:
         text = await reply.text()
-        return JSONResponse(_final(model, reply, started, **wrap(text), **last_extra), headers=headers)
+        fields = whole(text) if whole else wrap(text)
+        return JSONResponse(_final(model, reply, started, **fields, **last_extra), headers=headers)
 
     async def lines():
+        held = []
         try:
             async for piece in reply.pieces():
+                if whole:
+                    held.append(piece)
+                    continue
                 yield json.dumps({"model": model, "created_at": _now(), **wrap(piece), "done": False},
                                  ensure_ascii=False) + "\n"
         except ApiError as err:
             yield json.dumps({"error": err.message}) + "\n"
             return
+        if whole:
+            yield json.dumps({"model": model, "created_at": _now(), **whole("".join(held)), "done": False},
+                             ensure_ascii=False) + "\n"
         yield json.dumps(_final(model, reply, started, **wrap(""), **last_extra)) + "\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson", headers=headers)
@@ -174,12 +186,33 @@ async def chat(request):
         for i, m in enumerate(raw):
             if isinstance(m, dict) and m.get("images"):
                 raise bad(f"messages[{i}] has images; this server takes text only")
-    messages = chat_messages(raw, tools_in_template=False)
-    req = GenerationRequest(params=params, on_event=None, messages=messages, grammar=_format_grammar(body))
+    plan = tool_plan(body.get("tools"), None)     # Ollama has no tool_choice: the model decides
+    takes_tools = template_takes_tools(state.template_source)
+    messages = chat_messages(raw, tools_in_template=takes_tools)
+    tvars = {}
+    if plan is not None and plan.tools:
+        if takes_tools:
+            tvars["tools"] = plan.tools
+        else:
+            messages = with_tools_described(messages, plan)
+    req = GenerationRequest(params=params, on_event=None, messages=messages, grammar=_format_grammar(body),
+                            template_vars=tvars)
     reply = Reply(state.service, req, http_request=request, stream=stream)
     state.count_request()
-    return await _respond(request, reply, model, stream,
-                          lambda text: {"message": {"role": "assistant", "content": text}}, {})
+
+    def message(text: str) -> dict:
+        return {"message": {"role": "assistant", "content": text}}
+
+    def with_calls(text: str) -> dict:
+        calls = parse_tool_calls(text, plan)
+        if not calls:
+            return message(text)
+        return {"message": {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}}
+            for c in calls]}}
+
+    return await _respond(request, reply, model, stream, message, {},
+                          whole=with_calls if plan is not None and plan.active else None)
 
 
 async def generate(request):

@@ -55,6 +55,29 @@ def test_generate_and_json_format(client, served):
     assert set(json.loads(j.message.content)) == {"name"}
 
 
+def test_chat_with_tools(client, served):
+    weather = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+                                                "parameters": {"type": "object", "properties": {
+                                                    "city": {"type": "string"}}, "required": ["city"]}}}
+    msgs = [{"role": "user", "content": "What is the weather in Paris? Call the function."}]
+    whole = client.chat(model=served.model, messages=msgs, tools=[weather], options={"temperature": 0, "num_predict": 40})
+    parts = list(client.chat(model=served.model, messages=msgs, tools=[weather], stream=True,
+                             options={"temperature": 0, "num_predict": 40}))
+    streamed = [p.message for p in parts if p.message.content or p.message.tool_calls]
+    assert len(streamed) == 1 and parts[-1].done      # a possible call is sent whole, in one line
+    if whole.message.tool_calls:                       # the model chose to call
+        call = whole.message.tool_calls[0].function
+        assert call.name == "get_weather" and isinstance(call.arguments, dict)
+        assert streamed[0].tool_calls[0].function.name == "get_weather"
+    else:
+        assert whole.message.content == streamed[0].content
+    follow = client.chat(model=served.model, tools=[weather], options={"temperature": 0, "num_predict": 8},
+                         messages=msgs + [{"role": "assistant", "content": "", "tool_calls": [
+                             {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+                             {"role": "tool", "content": "18 degrees, sunny"}])
+    assert follow.done
+
+
 def test_load_requests_answer_done(served):
     for path, body in (("/api/chat", {"model": served.model, "messages": []}),
                        ("/api/generate", {"model": served.model})):
