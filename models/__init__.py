@@ -16,7 +16,7 @@ Plain Python (no Qt). The public pieces:
   retried with an injectable ``RetryPolicy``, disk checked through an injectable
   ``free_space``. Errors: ``HashMismatchError``, ``NotEnoughDiskSpace``, ``DownloadError``.
 - ``models.repo_download``: ``plan_download`` / ``download_repo(repo_id, include, revision)``.
-- ``models.downloads.DownloadManager(models_dir, max_parallel=2, on_event=cb)``: ``enqueue``
+- ``models.download_queue.DownloadManager(models_dir, max_parallel=2, on_event=cb)``: ``enqueue``
   -> job ids, ``pause``/``resume``/``cancel``, ``jobs()`` snapshots (bytes, speed, ETA,
   state), ``totals()``, ``wait()``, ``shutdown()``; ``cb`` runs on worker threads.
 - ``models.library``: ``scan()`` -> ``LibraryEntry`` list (models folder, HF cache, user

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from models.downloads import CANCELLED, DONE, FAILED, PAUSED, DownloadManager
+from models.download_queue import CANCELLED, DONE, FAILED, PAUSED, DownloadManager
 from models.file_download import RetryPolicy
 from tests.fixtures.hub_server import GGUF_MAIN, GGUF_REPO, OPEN_REPO
 

@@ -6,11 +6,11 @@ from PySide6.QtCore import QObject, Signal
 
 class DownloadBridge(QObject):
     download_event = Signal(object)
-    """A models.downloads.DownloadEvent (queued, started, progress, paused, done, failed, cancelled)."""
+    """A models.download_queue.DownloadEvent (queued, started, progress, paused, done, failed, cancelled)."""
 
     def __init__(self, models_dir, max_parallel: int = 2, parent=None):
         super().__init__(parent)
-        from models.downloads import DownloadManager
+        from models.download_queue import DownloadManager
 
         # on_event runs on download threads; emitting queues it to this object's thread
         self.manager = DownloadManager(models_dir=models_dir, max_parallel=max_parallel,
