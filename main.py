@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    from cli.registry import build_parser, run_command
+    from cli.parser import build_parser, run_command
 
     parser = build_parser()
     args = parser.parse_args(argv)

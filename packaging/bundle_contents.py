@@ -1,7 +1,7 @@
 """What goes into the bundle, computed from the source tree and the installed packages.
 
 - LlamaDesk's own modules, found by walking the packages pyproject.toml installs
-  (``cli.registry`` imports commands by name, so a scan of imports would miss them);
+  (``cli.parser`` imports commands by name, so a scan of imports would miss them);
   their package data (pyproject's ``package-data`` patterns) and ``assets/``.
 - llama.cpp's shared libraries from ``llama_cpp/lib`` (of ``llama_package_dir()``: the
   package itself is taken from there too), collected explicitly (it loads

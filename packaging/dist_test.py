@@ -141,7 +141,7 @@ def start_hub(work: Path, checkpoint: Path):
 
 # --- the checks -----------------------------------------------------------------------------
 def check_version_and_help(b: Bundle) -> str:
-    from cli.registry import COMMANDS
+    from cli.parser import COMMANDS
     from common.version import __version__
 
     out = b.run("--version")

@@ -16,7 +16,7 @@ def run_main(*args, env=None):
 
 
 def test_help_lists_the_registered_commands():
-    from cli.registry import COMMANDS
+    from cli.parser import COMMANDS
 
     out = run_main("--help")
     assert out.returncode == 0

@@ -1,4 +1,4 @@
-"""The one place subcommands are registered.
+"""The command-line parser: every subcommand, registered in one place.
 
 Each entry names a module with ``add_arguments(parser)`` and ``run(args) -> int``.
 Modules are imported only when their command runs, except for building ``--help``,
