@@ -97,10 +97,10 @@ def naive(model: Path, n_ctx: int, threads: int, fitted: list[ChatMessage]):
                                             stream=True, max_tokens=1, temperature=0):
             break
         elapsed = time.perf_counter() - start
-        import llama_cpp as C
+        import llama_cpp
 
         # The sampler works on a copy, so the context still holds the prompt's last logits.
-        logits = np.ctypeslib.as_array(C.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
         return elapsed, list(llm.input_ids[:llm.n_tokens]), logits.astype(np.float64)
     finally:
         llm.close()

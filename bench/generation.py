@@ -78,25 +78,25 @@ def engine_run(s: Setup) -> tuple[float, int]:
 
 
 def raw_loop_run(s: Setup) -> tuple[float, int]:
-    import llama_cpp as C
+    import llama_cpp
 
     from engine.llama_runtime import LlamaRuntime
 
     rt = LlamaRuntime(s.model, n_ctx=s.n_ctx, n_gpu_layers=-1 if s.gpu else 0, n_threads=s.threads,
                       flash_attn=s.flash_attn)
-    sampler = C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
-    C.llama_sampler_chain_add(sampler, C.llama_sampler_init_greedy())
+    sampler = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    llama_cpp.llama_sampler_chain_add(sampler, llama_cpp.llama_sampler_init_greedy())
     try:
         rt.decode(s.prompt, 0)
         stamps = []
         for pos in range(s.depth, s.depth + s.tokens):
-            tok = C.llama_sampler_sample(sampler, rt.ctx, -1)
+            tok = llama_cpp.llama_sampler_sample(sampler, rt.ctx, -1)
             rt.piece(tok)
             stamps.append(time.perf_counter())
             rt.decode_one(tok, pos)
         return _rate(stamps), s.tokens
     finally:
-        C.llama_sampler_free(sampler)
+        llama_cpp.llama_sampler_free(sampler)
         rt.close()
 
 

@@ -77,10 +77,10 @@ class LlamaCppBackend:
     @property
     def flash_attn_on(self) -> Optional[bool]:
         """Flash attention as the context was created: on, off, or None (llama.cpp's auto)."""
-        import llama_cpp as C
+        import llama_cpp
 
         kind = self._require().flash_attn_type
-        return None if kind == C.LLAMA_FLASH_ATTN_TYPE_AUTO else kind == C.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        return None if kind == llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO else kind == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
 
     @property
     def plan_text(self) -> str:
@@ -418,7 +418,7 @@ class LlamaCppBackend:
                     handle: Optional[TaskHandle] = None) -> Iterator[str]:
         """Stream the reply to ``messages``; ``last_stats`` and ``last_fit`` describe it."""
         from engine.sampling import build_sampler
-        import llama_cpp as C
+        import llama_cpp
 
         rt = self._require()
         handle = handle or TaskHandle()
@@ -442,7 +442,7 @@ class LlamaCppBackend:
         # A continued reply's own tokens count as already generated (the repeat penalty
         # sees them), so greedy decoding goes on exactly as one uninterrupted reply would.
         for tok in prompt[len(prompt) - n_continued:]:
-            C.llama_sampler_accept(sampler, tok)
+            llama_cpp.llama_sampler_accept(sampler, tok)
         utf8 = Utf8Stream()
         stops = StopStringFilter(params.stop)
         limit = min(params.max_tokens, self.n_ctx - len(self._cache))
@@ -481,7 +481,7 @@ class LlamaCppBackend:
         except Cancelled:
             stats.stop_reason = "cancelled"
         finally:
-            C.llama_sampler_free(sampler)
+            llama_cpp.llama_sampler_free(sampler)
             elapsed = time.perf_counter() - t_gen
             stats.gen_tokens = n
             stats.gen_tps = n / elapsed if n and elapsed > 0 else None
@@ -516,10 +516,10 @@ def _char_boundary(data: bytes, i: int) -> bool:
 
 
 def _eos(rt) -> int:
-    import llama_cpp as C
+    import llama_cpp
 
-    eot = C.llama_vocab_eot(rt.vocab)
-    return eot if eot >= 0 else C.llama_vocab_eos(rt.vocab)
+    eot = llama_cpp.llama_vocab_eot(rt.vocab)
+    return eot if eot >= 0 else llama_cpp.llama_vocab_eos(rt.vocab)
 
 
 def _validate(path: Path) -> None:

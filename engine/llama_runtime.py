@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Optional, Sequence
 
-import llama_cpp as C
+import llama_cpp
 import numpy as np
 
 from common.inference_options import default_n_ctx
@@ -30,7 +30,7 @@ def _init_backend() -> None:
     if not _backend_ready:
         # llama-cpp-python prints every llama.cpp log line unless its logger says otherwise.
         logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
-        C.llama_backend_init()
+        llama_cpp.llama_backend_init()
         _backend_ready = True
 
 
@@ -50,12 +50,12 @@ def tokenize_with(vocab, text: str, *, add_special: bool = False, parse_special:
     """Token ids of ``text`` in a llama.cpp vocabulary (``llama_model_get_vocab``)."""
     data = text.encode("utf-8")
     cap = len(data) + 16
-    buf = (C.llama_token * cap)()
-    n = C.llama_tokenize(vocab, data, len(data), buf, cap, add_special, parse_special)
+    buf = (llama_cpp.llama_token * cap)()
+    n = llama_cpp.llama_tokenize(vocab, data, len(data), buf, cap, add_special, parse_special)
     if n < 0:
         cap = -n
-        buf = (C.llama_token * cap)()
-        n = C.llama_tokenize(vocab, data, len(data), buf, cap, add_special, parse_special)
+        buf = (llama_cpp.llama_token * cap)()
+        n = llama_cpp.llama_tokenize(vocab, data, len(data), buf, cap, add_special, parse_special)
     return list(buf[:n])
 
 
@@ -76,20 +76,20 @@ class LlamaRuntime:
             handle.progress(round(float(fraction) * 100), 100, unit="%", message="Loading model")
             return True
 
-        self._progress_cb = C.llama_progress_callback(on_load_progress)
-        mparams = C.llama_model_default_params()
+        self._progress_cb = llama_cpp.llama_progress_callback(on_load_progress)
+        mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
         mparams.progress_callback = self._progress_cb
-        self.model = C.llama_model_load_from_file(str(self.path).encode(), mparams)
+        self.model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
         if not self.model:
             handle.check()
             raise LoadFailed(f"llama.cpp could not load {self.path.name}")
-        self.vocab = C.llama_model_get_vocab(self.model)
-        self.n_vocab = C.llama_vocab_n_tokens(self.vocab)
-        self.n_layer = C.llama_model_n_layer(self.model)
-        self.n_ctx_train = C.llama_model_n_ctx_train(self.model)
+        self.vocab = llama_cpp.llama_model_get_vocab(self.model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.n_layer = llama_cpp.llama_model_n_layer(self.model)
+        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.model)
 
-        cparams = C.llama_context_default_params()
+        cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = n_ctx if n_ctx else default_n_ctx(self.n_ctx_train)
         cparams.n_batch = n_batch
         cparams.n_ubatch = n_batch
@@ -102,24 +102,24 @@ class LlamaRuntime:
         cparams.n_threads_batch = n_threads
         if flash_attn is None:
             flash_attn = cpu_flash_attn_default() if n_gpu_layers == 0 else None
-        cparams.flash_attn_type = (C.LLAMA_FLASH_ATTN_TYPE_AUTO if flash_attn is None else
-                                   C.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else
-                                   C.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        cparams.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO if flash_attn is None else
+                                   llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else
+                                   llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         self.flash_attn_type = cparams.flash_attn_type
         if f32_cache:  # for exact comparisons (facts.md): F16 cache rounds the keys/values
             cparams.type_k = cparams.type_v = 0
-        self.ctx = C.llama_init_from_model(self.model, cparams)
+        self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
         if not self.ctx:
-            C.llama_model_free(self.model)
+            llama_cpp.llama_model_free(self.model)
             self.model = None
             raise LoadFailed("llama.cpp could not create a context "
                              f"(n_ctx {cparams.n_ctx}, {n_gpu_layers} GPU layers)")
-        self.n_ctx = C.llama_n_ctx(self.ctx)
-        self.n_batch = C.llama_n_batch(self.ctx)
-        self.mem = C.llama_get_memory(self.ctx)
+        self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
+        self.n_batch = llama_cpp.llama_n_batch(self.ctx)
+        self.mem = llama_cpp.llama_get_memory(self.ctx)
         self._abort_cb = None
-        self._no_abort = C.ggml_abort_callback()
-        self._batch = C.llama_batch_init(self.n_batch, 0, 1)
+        self._no_abort = llama_cpp.ggml_abort_callback()
+        self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._piece_buf = ctypes.create_string_buffer(256)
 
     # --- vocabulary --------------------------------------------------------
@@ -127,31 +127,31 @@ class LlamaRuntime:
         return tokenize_with(self.vocab, text, add_special=add_special, parse_special=parse_special)
 
     def piece(self, token: int, special: bool = False) -> bytes:
-        n = C.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, special)
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, special)
         if n < 0:
             big = ctypes.create_string_buffer(-n)
-            n = C.llama_token_to_piece(self.vocab, token, big, -n, 0, special)
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, big, -n, 0, special)
             return big.raw[:n]
         return self._piece_buf.raw[:n]
 
     def is_eog(self, token: int) -> bool:
-        return bool(C.llama_vocab_is_eog(self.vocab, token))
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
 
     @property
     def bos(self) -> int:
-        return C.llama_vocab_bos(self.vocab)
+        return llama_cpp.llama_vocab_bos(self.vocab)
 
     @property
     def adds_bos(self) -> bool:
-        return bool(C.llama_vocab_get_add_bos(self.vocab))
+        return bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
 
     def chat_template(self) -> Optional[str]:
-        raw = C.llama_model_chat_template(self.model, None)
+        raw = llama_cpp.llama_model_chat_template(self.model, None)
         return raw.decode("utf-8", errors="replace") if raw else None
 
     def meta(self, key: str) -> Optional[str]:
         buf = ctypes.create_string_buffer(512)
-        n = C.llama_model_meta_val_str(self.model, key.encode(), buf, 512)
+        n = llama_cpp.llama_model_meta_val_str(self.model, key.encode(), buf, 512)
         return buf.value.decode("utf-8", errors="replace") if n >= 0 else None
 
     # --- evaluation --------------------------------------------------------
@@ -166,7 +166,7 @@ class LlamaRuntime:
         b = self._batch
         done = 0
         if handle is not None:
-            C.llama_set_abort_callback(self.ctx, self._make_abort(handle), None)
+            llama_cpp.llama_set_abort_callback(self.ctx, self._make_abort(handle), None)
         try:
             while done < len(tokens):
                 if handle is not None:
@@ -181,7 +181,7 @@ class LlamaRuntime:
                     b.logits[i] = 0
                 b.logits[n - 1] = 1 if done + n == len(tokens) else 0
                 b.n_tokens = n
-                rc = C.llama_decode(self.ctx, b)
+                rc = llama_cpp.llama_decode(self.ctx, b)
                 if rc == 2:
                     raise Cancelled()
                 if rc != 0:
@@ -189,7 +189,7 @@ class LlamaRuntime:
                 done += n
         finally:
             if handle is not None:
-                C.llama_set_abort_callback(self.ctx, self._no_abort, None)
+                llama_cpp.llama_set_abort_callback(self.ctx, self._no_abort, None)
         return done
 
     def decode_outputs(self, tokens: Sequence[int], first_output: int,
@@ -206,7 +206,7 @@ class LlamaRuntime:
         b = self._batch
         done = filled = 0
         if handle is not None:
-            C.llama_set_abort_callback(self.ctx, self._make_abort(handle), None)
+            llama_cpp.llama_set_abort_callback(self.ctx, self._make_abort(handle), None)
         try:
             while done < len(tokens):
                 if handle is not None:
@@ -222,25 +222,25 @@ class LlamaRuntime:
                     b.logits[i] = 1 if done + i >= first_output else 0
                     wanted += done + i >= first_output
                 b.n_tokens = n
-                rc = C.llama_decode(self.ctx, b)
+                rc = llama_cpp.llama_decode(self.ctx, b)
                 if rc == 2:
                     raise Cancelled()
                 if rc != 0:
                     raise RuntimeError(f"llama_decode failed ({rc})")
                 if wanted:
-                    ptr = C.llama_get_logits(self.ctx)
+                    ptr = llama_cpp.llama_get_logits(self.ctx)
                     out[filled:filled + wanted] = np.ctypeslib.as_array(ptr, shape=(wanted, self.n_vocab))
                     filled += wanted
                 done += n
         finally:
             if handle is not None:
-                C.llama_set_abort_callback(self.ctx, self._no_abort, None)
+                llama_cpp.llama_set_abort_callback(self.ctx, self._no_abort, None)
         return out
 
     def _make_abort(self, handle: TaskHandle):
         # Checked by llama.cpp between graph nodes; only installed for prompt batches,
         # where a Python call per node costs nothing next to the matrix work.
-        self._abort_cb = C.ggml_abort_callback(lambda _data: handle.cancelled)
+        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: handle.cancelled)
         return self._abort_cb
 
     def decode_one(self, token: int, pos: int) -> None:
@@ -251,36 +251,36 @@ class LlamaRuntime:
         b.seq_id[0][0] = 0
         b.logits[0] = 1
         b.n_tokens = 1
-        rc = C.llama_decode(self.ctx, b)
+        rc = llama_cpp.llama_decode(self.ctx, b)
         if rc != 0:
             raise RuntimeError(f"llama_decode failed ({rc})")
 
     def sample(self, sampler) -> int:
-        return C.llama_sampler_sample(sampler, self.ctx, -1)
+        return llama_cpp.llama_sampler_sample(sampler, self.ctx, -1)
 
     def last_logits(self) -> np.ndarray:
-        ptr = C.llama_get_logits_ith(self.ctx, -1)
+        ptr = llama_cpp.llama_get_logits_ith(self.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
 
     # --- KV cache ----------------------------------------------------------
     def can_shift(self) -> bool:
-        return bool(C.llama_memory_can_shift(self.mem))
+        return bool(llama_cpp.llama_memory_can_shift(self.mem))
 
     def kv_remove(self, p0: int, p1: int, seq: int = 0) -> bool:
-        return bool(C.llama_memory_seq_rm(self.mem, seq, p0, p1))
+        return bool(llama_cpp.llama_memory_seq_rm(self.mem, seq, p0, p1))
 
     def kv_copy(self, src: int, dst: int, p0: int, p1: int) -> None:
         """Let sequence ``dst`` share ``src``'s entries at positions [p0, p1) (no copy made)."""
-        C.llama_memory_seq_cp(self.mem, src, dst, p0, p1)
+        llama_cpp.llama_memory_seq_cp(self.mem, src, dst, p0, p1)
 
     def kv_shift(self, p0: int, p1: int, delta: int) -> None:
-        C.llama_memory_seq_add(self.mem, 0, p0, p1, delta)
+        llama_cpp.llama_memory_seq_add(self.mem, 0, p0, p1, delta)
 
     def seq_state(self, seq: int = 0):
         """A copy of sequence ``seq``'s KV state (a ctypes byte array), for a snapshot."""
-        size = C.llama_state_seq_get_size(self.ctx, seq)
+        size = llama_cpp.llama_state_seq_get_size(self.ctx, seq)
         buf = (ctypes.c_uint8 * size)()
-        n = C.llama_state_seq_get_data(self.ctx, buf, size, seq)
+        n = llama_cpp.llama_state_seq_get_data(self.ctx, buf, size, seq)
         if n != size:
             raise RuntimeError(f"llama.cpp copied {n} of {size} bytes of the state")
         return buf
@@ -289,21 +289,21 @@ class LlamaRuntime:
         """Replace sequence ``seq`` with a state from ``seq_state``; False when llama.cpp refused it."""
         n = len(memoryview(data).cast("B"))
         buf = (ctypes.c_uint8 * n).from_buffer(data)
-        return C.llama_state_seq_set_data(self.ctx, buf, n, seq) == n
+        return llama_cpp.llama_state_seq_set_data(self.ctx, buf, n, seq) == n
 
     def kv_clear(self) -> None:
-        C.llama_memory_clear(self.mem, True)
+        llama_cpp.llama_memory_clear(self.mem, True)
 
     def kv_pos_max(self) -> int:
-        return C.llama_memory_seq_pos_max(self.mem, 0)
+        return llama_cpp.llama_memory_seq_pos_max(self.mem, 0)
 
     def close(self) -> None:
         if getattr(self, "_batch", None) is not None:
-            C.llama_batch_free(self._batch)
+            llama_cpp.llama_batch_free(self._batch)
             self._batch = None
         if getattr(self, "ctx", None):
-            C.llama_free(self.ctx)
+            llama_cpp.llama_free(self.ctx)
             self.ctx = None
         if getattr(self, "model", None):
-            C.llama_model_free(self.model)
+            llama_cpp.llama_model_free(self.model)
             self.model = None

@@ -143,24 +143,24 @@ def _default_threads() -> int:
 
 def _read_vocab(path: Path, text: str) -> tuple[int, list[int], int]:
     """(n_vocab, tokens of ``text`` as llama-perplexity makes them, BOS id or -1), weights not loaded."""
-    import llama_cpp as C
+    import llama_cpp
 
     from engine.llama_runtime import _init_backend, tokenize_with
 
     _init_backend()
-    params = C.llama_model_default_params()
+    params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
-    model = C.llama_model_load_from_file(str(path).encode(), params)
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
     if not model:
         raise QualityError(f"llama.cpp could not read {path.name}.")
     try:
-        vocab = C.llama_model_get_vocab(model)
-        add_bos = bool(C.llama_vocab_get_add_bos(vocab))
+        vocab = llama_cpp.llama_model_get_vocab(model)
+        add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
         # common_tokenize(ctx, text, add_special=true): special-token text is left as text
         tokens = tokenize_with(vocab, text, add_special=True, parse_special=False)
-        return C.llama_vocab_n_tokens(vocab), tokens, C.llama_vocab_bos(vocab) if add_bos else -1
+        return llama_cpp.llama_vocab_n_tokens(vocab), tokens, llama_cpp.llama_vocab_bos(vocab) if add_bos else -1
     finally:
-        C.llama_model_free(model)
+        llama_cpp.llama_model_free(model)
 
 
 def _validate(path: Path) -> None:

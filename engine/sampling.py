@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-import llama_cpp as C
+import llama_cpp
 
 from engine.types import GenerationParams
 
@@ -24,30 +24,30 @@ def build_sampler(params: GenerationParams, n_vocab: int, *, grammar: Optional[s
     the reply: it runs first, over the whole vocabulary, so every later step only
     sees tokens the grammar allows. A grammar llama.cpp refuses raises ValueError.
     """
-    chain = C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
-    add = lambda s: C.llama_sampler_chain_add(chain, s)  # noqa: E731
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    add = lambda s: llama_cpp.llama_sampler_chain_add(chain, s)  # noqa: E731
     if grammar:
-        g = C.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+        g = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
         if not g:
-            C.llama_sampler_free(chain)
+            llama_cpp.llama_sampler_free(chain)
             raise ValueError("the grammar could not be parsed")
         add(g)
     penalize = bool(params.repeat_last_n and (
         (params.repeat_penalty and params.repeat_penalty != 1.0)
         or params.frequency_penalty or params.presence_penalty))
     if params.top_k and params.top_k > 0 and (penalize or params.temperature > 0):
-        add(C.llama_sampler_init_top_k(params.top_k))
+        add(llama_cpp.llama_sampler_init_top_k(params.top_k))
     if penalize:
-        add(C.llama_sampler_init_penalties(n_vocab, params.repeat_last_n, params.repeat_penalty or 1.0,
+        add(llama_cpp.llama_sampler_init_penalties(n_vocab, params.repeat_last_n, params.repeat_penalty or 1.0,
                                            params.frequency_penalty, params.presence_penalty))
     if params.temperature <= 0:
-        add(C.llama_sampler_init_greedy())
+        add(llama_cpp.llama_sampler_init_greedy())
         return chain
     if params.top_p is not None and 0 < params.top_p < 1:
-        add(C.llama_sampler_init_top_p(params.top_p, 1))
+        add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
     if params.min_p and params.min_p > 0:
-        add(C.llama_sampler_init_min_p(params.min_p, 1))
-    add(C.llama_sampler_init_temp(params.temperature))
-    seed = C.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
-    add(C.llama_sampler_init_dist(seed))
+        add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
+    add(llama_cpp.llama_sampler_init_temp(params.temperature))
+    seed = llama_cpp.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
+    add(llama_cpp.llama_sampler_init_dist(seed))
     return chain

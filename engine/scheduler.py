@@ -108,10 +108,10 @@ class BatchScheduler:
         self.slot_ctx = slot_ctx or rt.n_ctx // self.parallel
         ids = list(seq_ids) if seq_ids is not None else list(range(self.parallel))
         self.slots = [_Slot(seq=s) for s in ids[:self.parallel]]
-        import llama_cpp as C
+        import llama_cpp
 
-        self._C = C
-        self._batch = C.llama_batch_init(max(rt.n_batch, self.parallel), 0, 1)
+        self._llama = llama_cpp
+        self._batch = llama_cpp.llama_batch_init(max(rt.n_batch, self.parallel), 0, 1)
         self._batch_cap = max(rt.n_batch, self.parallel)
         self._queue: collections.deque = collections.deque()
         self._cv = threading.Condition()
@@ -189,7 +189,7 @@ class BatchScheduler:
 
     def close(self) -> None:
         if self._batch is not None:
-            self._C.llama_batch_free(self._batch)
+            self._llama.llama_batch_free(self._batch)
             self._batch = None
 
     # --- one request on the calling thread -------------------------------------------
@@ -298,7 +298,7 @@ class BatchScheduler:
         _emit(req, "start", stats)
 
     def _step(self) -> None:
-        C = self._C
+        llama_cpp = self._llama
         rt = self.rt
         b = self._batch
         # Cancelled replies end before anything more is spent on them.
@@ -331,7 +331,7 @@ class BatchScheduler:
         if n == 0:
             return
         b.n_tokens = n
-        rc = C.llama_decode(rt.ctx, b)
+        rc = llama_cpp.llama_decode(rt.ctx, b)
         if rc != 0:
             raise EngineError(f"llama.cpp could not evaluate the batch (code {rc}).")
         with self._lock:
@@ -354,7 +354,7 @@ class BatchScheduler:
         if s.req.handle.cancelled:
             self._finish(s, "cancelled")
             return
-        tok = self._C.llama_sampler_sample(s.sampler, rt.ctx, row)
+        tok = self._llama.llama_sampler_sample(s.sampler, rt.ctx, row)
         if rt.is_eog(tok):
             self._finish(s, "eog")
             return
@@ -400,7 +400,7 @@ class BatchScheduler:
 
     def _release(self, s: _Slot) -> None:
         if s.sampler is not None:
-            self._C.llama_sampler_free(s.sampler)
+            self._llama.llama_sampler_free(s.sampler)
             s.sampler = None
         s.req = None
         s.pending = None

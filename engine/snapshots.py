@@ -98,10 +98,10 @@ def model_identity(path: Path) -> dict:
 
 
 def llama_build() -> dict:
-    import llama_cpp as C
+    import llama_cpp
 
-    info = C.llama_print_system_info()
-    return {"version": getattr(C, "__version__", "?"),
+    info = llama_cpp.llama_print_system_info()
+    return {"version": getattr(llama_cpp, "__version__", "?"),
             "system": info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)}
 
 
