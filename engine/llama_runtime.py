@@ -34,16 +34,12 @@ def _init_backend() -> None:
         _backend_ready = True
 
 
-def cpu_flash_attn_default() -> bool:
-    """Flash attention for a model that runs on the CPU only: off.
-
-    llama.cpp's CPU flash-attention kernel wins only on large prompt batches; for
-    single-token generation and short chat turns it loses more the deeper the
-    cache is. Measured with llama-bench on SmolLM2-135M Q4_1, 1 thread: tg32 at
-    depth 400 30.5 tok/s on vs 50.6 off, at depth 2000 11.7 vs 31.8; pp32 at
-    depth 2000 16 vs 81. llama.cpp's own default (auto) turns it on.
-    """
-    return False
+# Flash attention for a model that runs on the CPU only: off. llama.cpp's CPU
+# flash-attention kernel wins only on large prompt batches; for single-token generation
+# and short chat turns it loses more the deeper the cache is. Measured with llama-bench
+# on SmolLM2-135M Q4_1, 1 thread: tg32 at depth 400 30.5 tok/s on vs 50.6 off, at depth
+# 2000 11.7 vs 31.8; pp32 at depth 2000 16 vs 81. llama.cpp's own default (auto) turns it on.
+CPU_FLASH_ATTN = False
 
 
 def tokenize_with(vocab, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
@@ -101,7 +97,7 @@ class LlamaRuntime:
         cparams.kv_unified = True
         cparams.n_threads_batch = n_threads
         if flash_attn is None:
-            flash_attn = cpu_flash_attn_default() if n_gpu_layers == 0 else None
+            flash_attn = CPU_FLASH_ATTN if n_gpu_layers == 0 else None
         cparams.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO if flash_attn is None else
                                    llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else
                                    llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
