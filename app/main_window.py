@@ -88,7 +88,6 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         self.model_bar = ModelBar()
         self.chat_view = ChatView(self.theme)
         self.chat_view.setObjectName("ChatView")
-        self.transcript = self.chat_view      # the name the first tests used
         self.session = ChatSession(self.store, self.chat_view, self)
         self.session.system_prompt = self.settings.system_prompt
         self.session.settings = self.settings      # replies are sampled with settings.params

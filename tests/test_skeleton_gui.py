@@ -35,7 +35,7 @@ def test_enter_sends_and_reply_streams(qtbot, window):
     assert "".join(pieces) == reply["content"]
     assert window.composer.toPlainText() == ""
     # as shown: Markdown paragraphs and line breaks render as single line ends
-    assert " ".join(reply["content"].split()) in " ".join(window.transcript.toPlainText().split())
+    assert " ".join(reply["content"].split()) in " ".join(window.chat_view.toPlainText().split())
 
 
 def test_shift_enter_adds_a_line(qtbot, window):
