@@ -1,7 +1,6 @@
 """The main window: conversations on the left, the chat on the right, the composer below."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal

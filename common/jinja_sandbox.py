@@ -29,7 +29,7 @@ import string
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Optional
 
 from common.errors import UserError
 

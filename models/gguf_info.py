@@ -72,7 +72,10 @@ def read_gguf_info(path, *, total_size: Optional[int] = None) -> GGUFInfo:
     arch, name = head.architecture, v.get(Keys.General.NAME)
     template = v.get(Keys.Tokenizer.CHAT_TEMPLATE)
     ctx = head.arch_value(Keys.LLM.CONTEXT_LENGTH)
-    token = (lambda i: texts.get(i) if isinstance(i, int) else None)
+
+    def token(i):
+        return texts.get(i) if isinstance(i, int) else None
+
     info = GGUFInfo(
         architecture=arch, name=name if isinstance(name, str) else None,
         parameters=sum(t.n_elements for t in head.tensors),

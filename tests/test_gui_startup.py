@@ -184,7 +184,7 @@ def test_an_unreadable_settings_file_is_kept_before_anything_is_written(qtbot, s
 def test_a_bug_in_a_slot_is_logged_and_shown_not_printed(qtbot, started, capsys):
     from app import error_report
 
-    s = started()
+    started()
     try:
         raise ZeroDivisionError("division by zero")
     except ZeroDivisionError as exc:

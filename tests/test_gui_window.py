@@ -62,7 +62,7 @@ def test_context_meter_follows_typing_and_marks_where_memory_begins(qtbot, make_
     report = blocker.args[0]
     assert report.n_ctx == 512 and 0 < report.used <= 512 and report.dropped >= 2
     assert memory_marker_text(report.dropped) in w.chat_view.toPlainText()
-    assert f"/ 512 tokens" in w.context_meter.label.text()
+    assert "/ 512 tokens" in w.context_meter.label.text()
     # typing grows the count (debounced, measured on the engine thread)
     w2_conv = w.store.create("Short")
     with qtbot.waitSignal(w.context_updated, timeout=20000) as empty:

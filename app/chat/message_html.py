@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Optional
 
 from app.chat.markdown import MarkdownRenderer, Rendered
 
