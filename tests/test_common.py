@@ -1,5 +1,5 @@
-"""common/: the atomic writer, the cross-platform lock, the data paths and the GGUF header
-reader that the packages above share."""
+"""common/: the atomic writer, the cross-platform lock, the data paths, task handles and
+the GGUF header reader that the packages above share."""
 from __future__ import annotations
 
 import errno
@@ -17,6 +17,7 @@ from common.gguf_header import (GGUFArray, UnsafeGGUFError, array_strings, parse
                                 read_header)
 from common.lock import FileLock, LockHeld
 from common.paths import HOME_ENV, data_paths
+from common.task import Cancelled, TaskHandle
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -178,3 +179,32 @@ def test_the_header_reader_gives_values_arrays_and_tensors(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(UnsafeGGUFError, match="empty"):
         read_header(path)
+
+
+# --- task handles ----------------------------------------------------------------------
+
+def test_a_step_handle_reports_on_its_own_and_cancels_with_its_job():
+    job_reports, step_reports = [], []
+    job = TaskHandle(on_progress=job_reports.append, clock=lambda: 0.0)
+    step = job.linked(step_reports.append)
+    step.progress(5, 10, unit="B")
+    assert [r.done for r in step_reports] == [5] and job_reports == [] and job.last is None
+    job.cancel()                                   # the job's cancel reaches the step
+    assert step.cancelled
+    with pytest.raises(Cancelled):
+        step.check()
+    other = TaskHandle()
+    other.linked().cancel()                        # and a step's cancel reaches the job
+    with pytest.raises(Cancelled):
+        other.check()
+
+
+def test_progress_has_rate_and_eta_from_the_handle_clock():
+    now = [0.0]
+    handle = TaskHandle(clock=lambda: now[0])
+    now[0] = 2.0
+    report = handle.progress(50, 150, unit="B")
+    assert report.rate == 25 and report.eta_s == 4 and report.fraction == 1 / 3
+    handle.restart_clock(done=50)                  # a resumed download: rate from here
+    now[0] = 4.0
+    assert handle.progress(100, 150).rate == 25
