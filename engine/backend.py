@@ -51,7 +51,7 @@ class ReplyTooLongError(MessageTooLongError):
 class Backend(Protocol):
     """A loaded model that turns a conversation into streamed text.
 
-    Not thread-safe: one owner thread makes every call (architecture.md).
+    Not thread-safe: one owner thread makes every call (docs/architecture.md).
     Only ``TaskHandle.cancel`` may be called from elsewhere. Both backends
     (``engine.llama_backend.LlamaCppBackend``, ``engine.remote_backend.RemoteBackend``)
     implement all of it; open one with ``engine.open_backend``.

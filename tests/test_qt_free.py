@@ -1,4 +1,4 @@
-"""The core packages never import Qt (architecture.md: enforced, not hoped)."""
+"""The core packages never import Qt (docs/architecture.md: enforced, not hoped)."""
 from __future__ import annotations
 
 import ast
