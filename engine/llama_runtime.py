@@ -273,10 +273,10 @@ class LlamaRuntime:
         llama_cpp.llama_memory_seq_add(self.mem, 0, p0, p1, delta)
 
     def seq_state(self, seq: int = 0):
-        """A copy of sequence ``seq``'s KV state (a ctypes byte array), for a snapshot."""
+        """A copy of sequence ``seq``'s KV state (a bytearray), for a snapshot."""
         size = llama_cpp.llama_state_seq_get_size(self.ctx, seq)
-        buf = (ctypes.c_uint8 * size)()
-        n = llama_cpp.llama_state_seq_get_data(self.ctx, buf, size, seq)
+        buf = bytearray(size)        # calloc'd: no pass to zero it first
+        n = llama_cpp.llama_state_seq_get_data(self.ctx, (ctypes.c_uint8 * size).from_buffer(buf), size, seq)
         if n != size:
             raise RuntimeError(f"llama.cpp copied {n} of {size} bytes of the state")
         return buf
