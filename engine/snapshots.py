@@ -215,20 +215,31 @@ def read_meta(path: Path, key: dict) -> SnapshotMeta:
                         data_offset=start + 4 * n, ino=st.st_ino, size=st.st_size)
 
 
-def read_payload(path: Path, meta: SnapshotMeta) -> bytearray:
+def read_payload(path: Path, meta: SnapshotMeta):
+    """The state bytes of a checked snapshot file, verified against their CRC.
+
+    The file is mapped (copy-on-write), not read into a new buffer: the checksum pass
+    brings it in from the page cache and llama.cpp copies it straight into the KV cache,
+    which halves what a restore moves (179 MB for 7,900 tokens of the demo model).
+    LlamaDesk only ever replaces these files by renaming a new one over them, so a
+    mapping never sees one shrink.
+    """
+    import mmap
+
     try:
         with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_ino != meta.ino:
+            st = os.fstat(f.fileno())
+            if (st.st_ino, st.st_size) != (meta.ino, meta.size):
                 raise BadSnapshot("replaced while being read")
-            f.seek(meta.data_offset)
-            buf = bytearray(meta.payload_len)
-            if f.readinto(buf) != meta.payload_len:
-                raise BadSnapshot("truncated payload")
-    except OSError as exc:
-        raise BadSnapshot(f"cannot be read ({exc.strerror or exc})") from None
-    if zlib.crc32(buf) != meta.payload_crc:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    except (OSError, ValueError) as exc:
+        raise BadSnapshot(f"cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    view = memoryview(mm)[meta.data_offset:]
+    if view.nbytes != meta.payload_len:
+        raise BadSnapshot("truncated payload")
+    if zlib.crc32(view) != meta.payload_crc:
         raise BadSnapshot("damaged state (checksum differs)")
-    return buf
+    return view
 
 
 # --- folder-wide operations (any thread, any front end) ----------------------------------
@@ -447,7 +458,8 @@ class SnapshotStore:
             os.utime(path)          # recently used: evicted last
         except OSError:
             pass
-        self._keep_in_ram(meta, buf)
+        # Not kept in RAM: it is a mapping of the file (which would keep the file open), and
+        # the page cache holds it for a while anyway; the next save of it goes to RAM.
         return buf, "disk"
 
     def discard(self, name: str, why: str) -> None:
