@@ -59,7 +59,7 @@ def test_library_measures_a_file_against_its_original_and_shows_it(qtbot, tiny_g
     shown = tab.details.text()
     assert "agrees with the original on" in shown and "of next tokens (KLD" in shown
     assert "against tiny-F16.gguf (F16)" in shown
-    assert "same next token as the original" in tab.list.currentItem().text()
+    assert "% same next token" in tab.list.currentItem().text()
     assert not tab.measure_button.isVisibleTo(tab)
 
     # the original itself has nothing to be measured against, and says nothing about quality

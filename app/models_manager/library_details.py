@@ -23,7 +23,7 @@ def list_text(entry) -> str:
     if info and info.parameters:
         bits.insert(0, f"{format_parameters(info.parameters)} parameters")
     if entry.kind == "gguf" and entry.quality:
-        bits.append(f"{100 * entry.quality['same_top']:.0f}% same next token as the original")
+        bits.append(f"{100 * entry.quality['same_top']:.0f}% same next token")
     if entry.source == "demo":
         bits.append("demo model, ready to chat")
     mark = "⚠ " if entry.warnings else ""
