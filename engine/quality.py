@@ -121,15 +121,16 @@ def estimate_seconds(parameters: int, text_chars: Optional[int] = None, threads:
     """A rough time for ``measure_quality`` on the CPU: two passes over the text.
 
     Prompt evaluation costs about 2 x parameters floating-point operations per token;
-    this machine class does about 15 GFLOP/s per core on it (llama.cpp, F16 and Q4_K_M
-    alike within a factor of 1.5), plus a second per chunk for the statistics.
+    llama.cpp does about 25 GFLOP/s per core on it (measured by bench/quality.py: a
+    1.24B F16 and its Q4_K_M, 4,096 tokens in 177 s on 2 busy cores), plus about a
+    second per chunk for loading and the statistics.
     """
     if text_chars is None:
         text_chars = len(read_calibration_text())
     chunks = min(DEFAULT_MAX_CHUNKS, max(2, text_chars // 4 // n_ctx))   # ~4 characters per Llama 3 token
     tokens = chunks * n_ctx
     threads = threads or _default_threads()
-    per_pass = tokens * 2.0 * max(parameters, 1) / (threads * 15e9)
+    per_pass = tokens * 2.0 * max(parameters, 1) / (threads * 25e9)
     return 2 * per_pass + tokens / n_ctx * 1.0 + 2.0
 
 
