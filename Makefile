@@ -116,3 +116,4 @@ screenshots: $(TEST_STAMP)
 	xvfb-run -a -s "-screen 0 1280x800x24" $(PY) docs/screenshots/make_screenshots.py
 	xvfb-run -a -s "-screen 0 1280x800x24" $(PY) docs/screenshots/make_limit_screenshots.py
 	xvfb-run -a -s "-screen 0 1280x800x24" $(PY) docs/screenshots/make_reopen_screenshot.py
+	xvfb-run -a -s "-screen 0 1280x800x24" $(PY) docs/screenshots/make_quality_screenshot.py
