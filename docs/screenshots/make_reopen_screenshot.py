@@ -74,7 +74,7 @@ def main() -> int:
     w = MainWindow()
     w.show()
     wait(lambda: w.model_ready)
-    w.params = w.session.params = GenerationParams(max_tokens=40, temperature=0.0, seed=1)
+    w.settings.params = GenerationParams(max_tokens=40, temperature=0.0, seed=1)
     done = []
     w.reply_completed.connect(done.append)
     w.send("Which lighthouse is the oldest still working?")
