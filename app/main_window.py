@@ -1,6 +1,7 @@
 """The main window: conversations on the left, the chat on the right, the composer below."""
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
@@ -27,6 +28,8 @@ from chat.records import ChatStoreError
 from chat.store import ChatStore
 from common.settings import Settings, load_settings, save_settings
 from engine.context_window import reply_reserve
+
+log = logging.getLogger(__name__)
 
 
 class MainWindow(ShortcutActions, TrashActions, QMainWindow):
@@ -72,8 +75,13 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         if last is not None:
             try:
                 self.session.open(last)
-            except ChatStoreError as exc:   # a damaged database opened read-only
-                self.statusBar().showMessage(str(exc), 10000)
+            except Exception as exc:  # noqa: BLE001 - e.g. a damaged database opened read-only
+                log.warning("could not open the last conversation", exc_info=True)
+                self.session.conversation_id = None
+                self.chat_view.set_messages([])
+                self.statusBar().showMessage(
+                    str(exc) if isinstance(exc, ChatStoreError)
+                    else "The last conversation could not be opened; it may be damaged.", 10000)
         self._refresh_models(model_path or self.settings.active_model)
         first = model_path or self.settings.active_model or (self.model_bar.picker.currentData() or "")
         if first:

@@ -105,6 +105,8 @@ class MessageOps:
             rows = self._rows(f"SELECT {_MSG_COLUMNS} FROM messages WHERE parent_id = ? "
                               "ORDER BY created, id", (msg.parent_id,))
         found = [message_from_row(r) for r in rows]
+        if all(m.id != message_id for m in found):   # a damaged index left it out: it is still there
+            found = sorted(found + [msg], key=lambda m: (m.created, m.id))
         return found, [m.id for m in found].index(message_id)
 
     def children(self, message_id: int) -> list[Message]:

@@ -171,3 +171,21 @@ def test_the_new_here_banner_is_gone_after_the_first_chat(qtbot, make_window):
     win = w.open_model_manager()
     assert not win.discover.catalog.suggestion.isVisibleTo(win)
     win.close()
+
+
+def test_the_window_starts_when_the_last_conversation_cannot_be_shown(qtbot, make_window, monkeypatch, caplog):
+    w = make_window()
+    conv = w.store.create("Damaged")
+    w.store.add_user_message(conv, "About orchards")
+    w.session.open(conv)
+    w.close()
+    from chat.store import ChatStore
+
+    def broken(self, message_id):
+        raise ValueError(f"{message_id} is not in list")   # as a damaged index once answered
+
+    monkeypatch.setattr(ChatStore, "siblings", broken)
+    w2 = make_window()
+    assert w2.model_ready and w2.session.conversation_id is None
+    assert "About orchards" not in w2.chat_view.toPlainText()
+    assert "could not open the last conversation" in caplog.text     # in the log file, not a traceback
