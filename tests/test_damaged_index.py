@@ -3,7 +3,7 @@ every conversation still knows its place among its alternatives (the window open
 conversation at launch, which may be any of them)."""
 from __future__ import annotations
 
-from chat.model import ChatStoreError
+from chat.records import ChatStoreError
 from chat.store import ChatStore
 from common.paths import data_paths
 from tests.test_gui_startup import damaged_database
