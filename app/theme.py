@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QProxyStyle, QStyle, QStyleFactory
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 ICON_COLORS = {"light": "#374151", "dark": "#d1d5db"}
+_styled_app = None      # the application IndicatorStyle was installed on
 
 
 def resolve(theme: str) -> str:
@@ -26,9 +27,11 @@ def resolve(theme: str) -> str:
 
 def apply(app, theme: str) -> str:
     """Style the whole application; returns the resolved 'light' or 'dark'."""
+    global _styled_app
     resolved = resolve(theme)
-    if not isinstance(app.style(), IndicatorStyle):
+    if _styled_app is not app:      # once: replacing the style on every theme change churns widgets
         app.setStyle(IndicatorStyle())
+        _styled_app = app
     app.setPalette(_palette(resolved))
     app.setStyleSheet((ASSETS / f"{resolved}.qss").read_text(encoding="utf-8"))
     return resolved
