@@ -35,6 +35,7 @@ recently used files (mtime, refreshed on every restore).
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import hashlib
 import json
@@ -379,6 +380,7 @@ class SnapshotStore:
         self.saves = 0
         self.last_save_s = 0.0       # time to copy the state out of llama.cpp (owner thread)
         self.last_write_s = 0.0      # time to write the file (writer thread)
+        atexit.register(self._flush_at_exit)   # a snapshot being written is finished first
 
     # --- finding --------------------------------------------------------------------
     def candidates(self) -> list[SnapshotMeta]:
@@ -563,6 +565,7 @@ class SnapshotStore:
     # --- deleting -------------------------------------------------------------------
     def forget(self, tags: Iterable) -> int:
         tags = {safe_tag(t) for t in tags}
+        self.flush(timeout=60)        # a file still being written must not come back after this
         with self._lock:
             for name in [n for n, (m, _b) in self._ram.items() if m.tag in tags]:
                 del self._ram[name]
@@ -570,13 +573,18 @@ class SnapshotStore:
 
     def clear(self) -> int:
         """Forget every snapshot (all keys), in RAM and on disk."""
+        self.flush(timeout=60)
         with self._lock:
             self._gen += 1
             self._ram.clear()
             self._index.clear()
         return clear_all(self.root)
 
+    def _flush_at_exit(self) -> None:
+        self.flush(timeout=30)
+
     def close(self) -> None:
+        atexit.unregister(self._flush_at_exit)
         self.flush(timeout=60)
         with self._lock:
             thread, self._thread = self._thread, None

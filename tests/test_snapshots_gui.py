@@ -62,8 +62,8 @@ def test_reopening_the_app_restores_the_last_conversation_from_disk(qtbot, open_
     w = open_window()
     send_and_wait(qtbot, w, LONG)
     conv = w.session.conversation_id
-    w.close()                                    # waits for the snapshot to be written
-    assert files_of(conv)
+    w.close()
+    qtbot.waitUntil(lambda: bool(files_of(conv)), timeout=60000)    # written on its own thread
     from app.window_state import conversation_to_open
 
     w2 = MainWindow.__new__(MainWindow)          # the same start as a user's, watching the signal
