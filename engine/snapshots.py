@@ -16,16 +16,11 @@ repeats the key in its header. Whether the cache was exact or shifted travels wi
 the snapshot (``approx_from``), so a shifted one comes back exactly as it was live
 and the idle rebuild can finish the job.
 
-File format (little-endian)::
-
-    magic b"LDKVSNP1" | u32 header length | u32 crc32 of the header | header (JSON:
-    format, key, tag, n_tokens, approx_from, payload_len, tokens_crc, payload_crc) |
-    n_tokens int32 tokens | payload (the bytes of llama_state_seq_get_data)
-
-A file that is truncated, has a flipped bit, another key or another format is
-detected (lengths, the three CRCs, the key), removed, and never restored: the
-history is then read again. CRC-32 (zlib) rather than a cryptographic hash: it finds
-accidental damage at about 2 GB/s, and the folder is the user's own.
+The file format (``engine.snapshot_file``): a header with its own CRC, the tokens, the
+state, each checked. A file that is truncated, has a flipped bit, another key or another
+format is detected, removed, and never restored: the history is then read again.
+CRC-32 (zlib) rather than a cryptographic hash: it finds accidental damage at several
+GB/s, and the folder is the user's own.
 
 Files are named ``<tag>-<hash of the tokens>.ldkv``: the tag is the conversation
 (its id), so deleting a conversation deletes ``<tag>-*``, and several branches of
@@ -43,10 +38,8 @@ import logging
 import os
 import queue
 import re
-import struct
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -54,13 +47,12 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from engine.kv_reuse import plan_reuse
+from engine.snapshot_file import (_PREFIX, FORMAT, MAGIC, BadSnapshot, SnapshotMeta,  # noqa: F401
+                                  encode_prefix, read_meta, read_payload)
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"LDKVSNP1"
-FORMAT = 1
 SUFFIX = ".ldkv"
-_PREFIX = struct.Struct("<8sII")
 
 # 4 GiB on disk by default: a full 8K window is ~180 MB for the demo model and ~1 GiB for
 # Llama 3 8B (128 KiB per token at F16), and most chats are far shorter (a 1,500-token
@@ -73,10 +65,6 @@ RAM_BUDGET_CAP = 1 << 30
 # Restoring costs reading the whole snapshot; it must save enough evaluation to pay.
 MIN_RESTORE_GAIN = 16
 MIN_GAIN_SHARE = 8          # ... and at least 1/8 of the snapshot's tokens
-
-
-class BadSnapshot(Exception):
-    """A snapshot file is damaged or belongs to something else (it is removed)."""
 
 
 def default_ram_budget() -> int:
@@ -119,29 +107,6 @@ def safe_tag(tag: str) -> str:
 
 
 @dataclass
-class SnapshotMeta:
-    """What a snapshot holds, without its (large) payload."""
-
-    name: str                      # file name
-    tag: str                       # the conversation
-    tokens: np.ndarray             # int32
-    approx_from: Optional[int]     # None: exact; else entries from here on went through a shift
-    payload_len: int
-    payload_crc: int
-    data_offset: int = 0           # where the payload starts in the file
-    ino: int = 0
-    size: int = 0
-
-    @property
-    def n_tokens(self) -> int:
-        return len(self.tokens)
-
-    @property
-    def exact(self) -> bool:
-        return self.approx_from is None
-
-
-@dataclass
 class Restored:
     """How a snapshot came back: shown as "restored 7,912 tokens in 0.4 s"."""
 
@@ -159,88 +124,6 @@ class Restored:
     def to_dict(self) -> dict:
         return {"tokens": self.tokens, "seconds": self.seconds, "source": self.source,
                 "exact": self.exact}
-
-
-# --- the file format ----------------------------------------------------------------
-def encode_prefix(key: dict, tag: str, tokens: np.ndarray, approx_from: Optional[int],
-                  payload: memoryview) -> bytes:
-    toks = np.ascontiguousarray(tokens, dtype="<i4").tobytes()
-    header = json.dumps({"format": FORMAT, "key": key, "tag": tag, "n_tokens": len(tokens),
-                         "approx_from": approx_from, "payload_len": payload.nbytes,
-                         "tokens_crc": zlib.crc32(toks), "payload_crc": zlib.crc32(payload),
-                         "created": time.time()}, sort_keys=True).encode()
-    return _PREFIX.pack(MAGIC, len(header), zlib.crc32(header)) + header + toks
-
-
-def read_meta(path: Path, key: dict) -> SnapshotMeta:
-    """The header and tokens of a snapshot file, checked (not the payload: see ``read_payload``)."""
-    try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            head = f.read(_PREFIX.size)
-            if len(head) < _PREFIX.size:
-                raise BadSnapshot("truncated header")
-            magic, hlen, hcrc = _PREFIX.unpack(head)
-            if magic != MAGIC:
-                raise BadSnapshot("not a snapshot file")
-            if hlen > 1 << 20:
-                raise BadSnapshot("header too large")
-            raw = f.read(hlen)
-            if len(raw) != hlen or zlib.crc32(raw) != hcrc:
-                raise BadSnapshot("damaged header")
-            try:
-                h = json.loads(raw)
-                n = int(h["n_tokens"])
-                plen = int(h["payload_len"])
-                approx = h["approx_from"]
-                tcrc, pcrc = int(h["tokens_crc"]), int(h["payload_crc"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise BadSnapshot(f"unreadable header ({exc})") from None
-            if h.get("format") != FORMAT:
-                raise BadSnapshot(f"format {h.get('format')}, this version reads {FORMAT}")
-            if h.get("key") != key:
-                raise BadSnapshot("made with another model file, context size, cache type or llama.cpp build")
-            start = _PREFIX.size + hlen
-            if n <= 0 or plen <= 0 or st.st_size != start + 4 * n + plen:
-                raise BadSnapshot(f"truncated or padded ({st.st_size:,} bytes, header says "
-                                  f"{start + 4 * n + plen:,})")
-            toks = f.read(4 * n)
-            if zlib.crc32(toks) != tcrc:
-                raise BadSnapshot("damaged token list")
-    except OSError as exc:
-        raise BadSnapshot(f"cannot be read ({exc.strerror or exc})") from None
-    if approx is not None and not (isinstance(approx, int) and 0 <= approx < n):
-        raise BadSnapshot("bad approx_from")
-    return SnapshotMeta(name=path.name, tag=str(h.get("tag", "")), tokens=np.frombuffer(toks, dtype="<i4"),
-                        approx_from=approx, payload_len=plen, payload_crc=pcrc,
-                        data_offset=start + 4 * n, ino=st.st_ino, size=st.st_size)
-
-
-def read_payload(path: Path, meta: SnapshotMeta):
-    """The state bytes of a checked snapshot file, verified against their CRC.
-
-    The file is mapped (copy-on-write), not read into a new buffer: the checksum pass
-    brings it in from the page cache and llama.cpp copies it straight into the KV cache,
-    which halves what a restore moves (179 MB for 7,900 tokens of the demo model).
-    LlamaDesk only ever replaces these files by renaming a new one over them, so a
-    mapping never sees one shrink.
-    """
-    import mmap
-
-    try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            if (st.st_ino, st.st_size) != (meta.ino, meta.size):
-                raise BadSnapshot("replaced while being read")
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-    except (OSError, ValueError) as exc:
-        raise BadSnapshot(f"cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
-    view = memoryview(mm)[meta.data_offset:]
-    if view.nbytes != meta.payload_len:
-        raise BadSnapshot("truncated payload")
-    if zlib.crc32(view) != meta.payload_crc:
-        raise BadSnapshot("damaged state (checksum differs)")
-    return view
 
 
 # --- folder-wide operations (any thread, any front end) ----------------------------------
