@@ -14,9 +14,9 @@ differences (target: within 1%), the time ratio (target: ours <= 1.2x theirs) an
 
 Pairs: the demo model (SmolLM2-135M Q4_1) against its re-quantization to Q4_0 (llama.cpp's
 quantizer with requantizing allowed), and a Llama-3.2-1B-shaped checkpoint with random
-weights (bench/convert.py makes it) converted to F16 against its Q4_K_M. The random 1B
-saturates (its top token takes all the probability), so it measures time and memory at
-that shape; the demo model is the test of agreement.
+weights (bench/convert.py makes it) converted to F16, its final norm scaled by 1/16 so its
+random outputs are not saturated (otherwise the top token takes all the probability and
+every file agrees trivially), against its Q4_K_M.
 """
 from __future__ import annotations
 
@@ -72,15 +72,30 @@ def demo_pair(workdir: Path, threads: int) -> tuple[Path, Path]:
 
 
 def one_b_pair(workdir: Path, threads: int) -> tuple[Path, Path]:
+    import shutil
+
+    import gguf
+
     from bench.convert import make_checkpoint
     from converters.pipeline import convert_checkpoint
     from converters.quantize import quantize_gguf
 
-    f16, q4 = workdir / "llama-1b-shaped-F16.gguf", workdir / "llama-1b-shaped-Q4_K_M.gguf"
-    if not f16.exists():
+    raw = workdir / "llama-1b-shaped-F16.gguf"
+    f16, q4 = workdir / "llama-1b-shaped-tempered-F16.gguf", workdir / "llama-1b-shaped-tempered-Q4_K_M.gguf"
+    if not raw.exists():
         ckpt = make_checkpoint(workdir, "1b")
         print("converting the 1B-shaped checkpoint to F16 ...", flush=True)
-        convert_checkpoint(ckpt, f16, "f16", threads=threads)
+        convert_checkpoint(ckpt, raw, "f16", threads=threads)
+    if not f16.exists():
+        # Random tied embeddings give logits with a spread of about sqrt(2048) = 45: the top
+        # token takes all the probability and every file agrees trivially. Scaling the final
+        # norm by 1/16 gives a spread of about 3, like a trained model's next-token guesses.
+        shutil.copyfile(raw, f16.with_suffix(".part"))
+        reader = gguf.GGUFReader(f16.with_suffix(".part"), "r+")
+        norm = next(t for t in reader.tensors if t.name == "output_norm.weight")
+        norm.data[:] = norm.data / 16
+        del reader
+        f16.with_suffix(".part").rename(f16)
     if not q4.exists():
         print("quantizing it to Q4_K_M ...", flush=True)
         quantize_gguf(f16, q4, "q4_k_m", threads=threads)
