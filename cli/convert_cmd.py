@@ -102,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"kept intermediate {result.intermediate_path}")
     if result.quality is not None:
         _report_quality(result)
+    elif result.measure_error:
+        print(f"quality not measured: {result.measure_error} (the file is verified and kept; "
+              f"`quality` can measure it later)")
     return 0 if result.verification.ok else 1
 
 

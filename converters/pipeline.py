@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from common.task import TaskHandle
+from common.task import Cancelled, TaskHandle
 from converters.checkpoint import Checkpoint, open_checkpoint
 from converters.errors import ConversionError, OutputExists
 from converters.preflight import check_disk_space, check_output_folder
@@ -43,6 +43,7 @@ class ConversionResult:
     intermediate_path: Optional[Path] = None
     quality: Optional[object] = None       # what ``measure`` returned (engine.quality.QualityReport)
     measure_seconds: float = 0.0
+    measure_error: str = ""                # why the measurement failed; the verified file is kept
 
 
 def _check_qtype(qtype: str) -> str:
@@ -128,6 +129,7 @@ def convert_checkpoint(src_dir, out_path, qtype: str = DEFAULT_QUANT_TYPE, *,
         raise OutputExists(kept_mid)
     convert_s = quantize_s = measure_s = 0.0
     quality = None
+    measure_error = ""
     try:
         handle.restart_clock()
         write_gguf(ckpt, tok, plan, tmp_mid or tmp_out, first_dtype, handle, threads=threads)
@@ -150,8 +152,13 @@ def convert_checkpoint(src_dir, out_path, qtype: str = DEFAULT_QUANT_TYPE, *,
         if quantized and measure is not None:
             t3 = time.perf_counter()
             handle.restart_clock()
-            quality = measure(tmp_mid, tmp_out, base_name=f"{out.stem} ({first_dtype} intermediate)",
-                              other_name=out.name, handle=handle)
+            try:
+                quality = measure(tmp_mid, tmp_out, base_name=f"{out.stem} ({first_dtype} intermediate)",
+                                  other_name=out.name, handle=handle)
+            except (Cancelled, KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a verified file outlives a failed measurement
+                measure_error = str(exc) or type(exc).__name__
             measure_s = time.perf_counter() - t3
         if quantized and not keep_intermediate:
             _remove(tmp_mid)
@@ -165,4 +172,4 @@ def convert_checkpoint(src_dir, out_path, qtype: str = DEFAULT_QUANT_TYPE, *,
         raise
     report.path = out
     return ConversionResult(out, qtype, report, out.stat().st_size, convert_s, quantize_s, verify_s,
-                            time.perf_counter() - t0, kept_mid, quality, measure_s)
+                            time.perf_counter() - t0, kept_mid, quality, measure_s, measure_error)

@@ -136,6 +136,18 @@ def test_conversion_measures_before_the_file_is_placed(tiny_llama, folder):
     assert sorted(p.name for p in folder.iterdir()) == ["m-Q4_0.gguf"]   # the intermediate is gone
 
 
+def test_a_failed_measurement_keeps_the_verified_file_and_says_why(tiny_llama, folder):
+    from converters.pipeline import convert_checkpoint
+
+    def measure(base, other, **kw):   # a real refusal from the measurer: the text is too short
+        return measure_quality(base, other, text="Just a few words.", n_ctx=N_CTX, threads=2, **kw)
+
+    result = convert_checkpoint(tiny_llama.path, folder / "m-Q4_0.gguf", "q4_0", threads=2, measure=measure)
+    assert result.quality is None and "too short" in result.measure_error
+    assert result.verification.ok
+    assert sorted(p.name for p in folder.iterdir()) == ["m-Q4_0.gguf"]
+
+
 def test_cancelling_the_measurement_cancels_the_conversion(tiny_llama, folder):
     from converters.pipeline import convert_checkpoint
 

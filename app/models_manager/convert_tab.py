@@ -326,6 +326,9 @@ class ConvertTab(QWidget):
             q = result.quality
             self.quality.setText(f"Quality: {describe(q.to_dict(), q.other_quant)} "
                                  f"(measured in {q.seconds:.0f} s).")
+        elif getattr(result, "measure_error", ""):
+            self.quality.setText(f"Quality not measured: {result.measure_error} "
+                                 f"The file is verified and kept; measure it later from the library.")
         self.refresh_made_before()
         self.output.setText(f"Saved as {result.path}")
         self._output_path = Path(result.path)
