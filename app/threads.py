@@ -140,8 +140,10 @@ class BackgroundOp(QObject):
             self._failure(exc)
 
     @classmethod
-    def cancel_all_and_wait(cls, timeout_ms: int = 10000) -> None:
-        """Cancel every running op and wait for its thread (used when the app closes)."""
+    def cancel_all_and_wait(cls, timeout_ms: int = 120000) -> None:
+        """Cancel every running op and wait until its thread has finished (used when the
+        app closes). A cancelled op stops at its next check, so this returns promptly;
+        ``timeout_ms`` only bounds an op that never checks its handle."""
         for op in list(cls._running):
             op.cancel()
         for op in list(cls._running):

@@ -28,6 +28,7 @@ from common.atomic import atomic_write_text
 from common.errors import UserError
 from common.paths import data_paths
 from common.safe_paths import UnsafePathError, check_name, ensure_inside
+from common.task import TaskHandle
 from models import hub_env
 from models.bundled import NOT_REMOVABLE, is_bundled
 from models.gguf_info import GGUFInfo, read_gguf_info
@@ -349,21 +350,24 @@ def demo_entry() -> Optional[LibraryEntry]:
 
 
 def scan(problems: Optional[list] = None, *, include_demo: bool = False,
-         models_dir: Optional[Path] = None) -> list[LibraryEntry]:
+         models_dir: Optional[Path] = None, handle: Optional[TaskHandle] = None) -> list[LibraryEntry]:
     """Every model found. A file that cannot be used is listed with its ``problem``; one
     that cannot even be listed (a malformed index) is skipped, named in ``problems`` (a
     list the caller passes, of sentences) and in the log, and the scan goes on.
     ``include_demo`` adds the demo model last (as the window and ``llamadesk models`` list
     it), unless it is already among them. ``models_dir``: the models folder chosen in
-    Settings (``models.choices.models_folder``); the default data folder when None."""
-    entries = _scan(problems, Path(models_dir) if models_dir else data_paths().models)
+    Settings (``models.choices.models_folder``); the default data folder when None.
+    ``handle``: checked between entries, so a cancelled scan stops within one entry
+    (raising ``Cancelled``)."""
+    entries = _scan(problems, Path(models_dir) if models_dir else data_paths().models,
+                    handle.check if handle is not None else (lambda: None))
     demo = demo_entry() if include_demo else None
     if demo is not None and all(Path(e.path).resolve() != demo.path.resolve() for e in entries):
         entries.append(demo)
     return entries
 
 
-def _scan(problems: Optional[list], models: Path) -> list[LibraryEntry]:
+def _scan(problems: Optional[list], models: Path, check) -> list[LibraryEntry]:
     with _LOCK:
         data = load_index(problems)
     entries: list[LibraryEntry] = []
@@ -375,19 +379,26 @@ def _scan(problems: Optional[list], models: Path) -> list[LibraryEntry]:
             seen.add(key)
             entries.append(e)
 
+    check()
     if models.is_dir():
         for files in _gguf_groups(models):
+            check()
             add(_gguf_entry(files, "models", data))
     for repo_id, snap in _hf_cache_repos():
+        check()
         for files in _gguf_groups(snap):
+            check()
             add(_gguf_entry(files, "hf-cache", data, repo_id))
         _add_checkpoint(add, snap, "hf-cache", data, problems, repo_id)
     for folder in map(Path, data["folders"]):
+        check()
         if not folder.is_dir():
             continue
         for files in _gguf_groups(folder):
+            check()
             add(_gguf_entry(files, "folder", data))
         for cfg in sorted(folder.rglob("config.json")):
+            check()
             _add_checkpoint(add, cfg.parent, "folder", data, problems)
     if data.pop("_dirty", False):
         fresh_meta = data["meta"]

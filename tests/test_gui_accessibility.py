@@ -98,9 +98,8 @@ def dpr_probe() -> dict:
                      "grab_dpr": shot.devicePixelRatio(),
                      "minimum": [win.minimumSizeHint().width(), win.minimumSizeHint().height()],
                      "squeezed": squeezed}
-    settings.close()
-    manager.close()
-    w.close()
+    w.close()   # as the app closes: the main window closes its dialogs and waits for its jobs
+    app.processEvents()
     return out
 
 

@@ -145,3 +145,33 @@ def test_the_demo_model_says_why_it_stays_and_its_line_is_never_cut_in_the_middl
     for width in range(40, 700, 10):
         shown = metrics.elidedText(line, tab.list.textElideMode(), width)
         assert shown == line or shown.endswith("…"), shown
+
+
+def test_closing_the_window_during_a_scan_stops_it_at_the_next_entry_and_leaves_no_thread(
+        qtbot, smollm2_path, models_dir, monkeypatch):
+    from PySide6.QtCore import QThread
+
+    from app.threads import WorkerThread
+    from common.task import TaskHandle
+
+    for name in ("a-Q8_0.gguf", "b-Q8_0.gguf", "c-Q8_0.gguf"):
+        write_llama3_gguf(models_dir / name, tensor_bytes=4096)
+    entered, cancelled, scanned = threading.Event(), threading.Event(), []
+    real_cancel, real_read = TaskHandle.cancel, library.read_gguf_info
+    monkeypatch.setattr(TaskHandle, "cancel", lambda self: (real_cancel(self), cancelled.set())[0])
+
+    def slow_read(*a, **kw):
+        if QThread.currentThread().objectName() == "library-scan":
+            scanned.append(a[0])
+            entered.set()
+            cancelled.wait(30)        # this entry is still being read when the window closes
+        return real_read(*a, **kw)
+    monkeypatch.setattr(library, "read_gguf_info", slow_read)
+
+    w = MainWindow(str(smollm2_path), n_ctx=512)
+    qtbot.addWidget(w)
+    w.open_model_manager()
+    qtbot.waitUntil(entered.is_set, timeout=30000)
+    w.close()
+    assert "library-scan" not in [t.objectName() for t in WorkerThread.running()]
+    assert len(scanned) == 1          # the cancelled scan read no further entry

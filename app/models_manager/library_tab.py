@@ -18,14 +18,15 @@ from common.task import format_bytes, format_eta, plural
 from models.bundled import NOT_REMOVABLE
 
 
-def scan_library(models_dir: Path):
-    """Every library entry, the demo model last (runs on a worker thread)."""
+def scan_library(models_dir: Path, handle=None):
+    """Every library entry, the demo model last (runs on a worker thread; ``handle``
+    cancels it between entries)."""
     from common.paths import data_paths
     from models import library
 
     if models_dir.resolve() != data_paths().models.resolve() and models_dir.is_dir():
         library.add_folder(models_dir)   # the folder chosen in Settings is part of the library
-    return library.scan(include_demo=True)
+    return library.scan(include_demo=True, handle=handle)
 
 
 class LibraryTab(QWidget):
@@ -119,7 +120,7 @@ class LibraryTab(QWidget):
         serial = self._scan_serial
         keep = select or self.selected()
         self.say("Scanning…")
-        (run_in_background(lambda _h: scan_library(folder), "library-scan")
+        (run_in_background(lambda h: scan_library(folder, h), "library-scan")
          .on_success(lambda entries: self._on_scan_done(serial, entries, keep, message))
          .on_failure(lambda exc: self.say(f"Could not scan the library: {exc}", True)).start())
 
