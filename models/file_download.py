@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import shutil
 import threading
 from dataclasses import asdict, dataclass
@@ -32,12 +31,14 @@ from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 from common.atomic import atomic_write_text
-from common.errors import UserError
 from common.lock import FileLock, LockHeld
 from common.paths import data_paths
 from common.safe_paths import UnsafePathError, check_commit, check_name, ensure_inside, safe_join
 from common.task import TaskHandle, format_bytes
 from models import auth, hub_env, hub_http
+from models.download_errors import (DownloadBusy, DownloadError, HashMismatchError,  # noqa: F401 (public here)
+                                    NotEnoughDiskSpace, UnverifiableFile)
+from models.download_sink import BlockSink
 from models.hub_errors import is_connection_failure, translate
 
 CHUNK = 1 << 20
@@ -46,26 +47,6 @@ SIDECAR_SUFFIX = ".part.json"
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 FreeSpace = Callable[[Path], int]
-
-
-class DownloadError(UserError, RuntimeError):
-    """A download failed; ``str()`` is meant for the user."""
-
-
-class HashMismatchError(DownloadError):
-    pass
-
-
-class NotEnoughDiskSpace(DownloadError):
-    pass
-
-
-class DownloadBusy(DownloadError):
-    pass
-
-
-class UnverifiableFile(DownloadError):
-    """The Hub gave no hash to check the file against, so it is not downloaded."""
 
 
 @dataclass(frozen=True)
@@ -412,7 +393,7 @@ def _transfer(remote: RemoteFile, part: Path, offset: int, hasher, handle: TaskH
     failures = 0
     url = remote.url
     with open(part, "ab") as f:
-        sink = _Sink(f, hasher, part)
+        sink = BlockSink(f, hasher, part)
         try:
             handle.restart_clock(offset)
             while offset < remote.size:
@@ -462,63 +443,6 @@ def _transfer(remote: RemoteFile, part: Path, offset: int, hasher, handle: TaskH
         f.flush()
         os.fsync(f.fileno())
     return sink.hasher
-
-
-class _Sink:
-    """Writes and hashes blocks on a second thread, so hashing overlaps the next recv.
-
-    hashlib and file writes release the GIL on large buffers; the bounded queue keeps
-    at most a few MB in flight. A write error (a full disk) is re-raised on ``put``.
-    """
-
-    def __init__(self, f, hasher, part: Path, depth: int = 64):
-        self.f, self.hasher, self.part = f, hasher, part
-        self.error: Optional[BaseException] = None
-        self._q: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=depth)
-        self._thread = threading.Thread(target=self._run, name="download-sink", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            block = self._q.get()
-            if block is None:
-                self._q.task_done()
-                return
-            if self.error is None:
-                try:
-                    _write(self.f, block, self.part)
-                    self.hasher.update(block)
-                except BaseException as exc:  # noqa: BLE001 - handed back to the producer
-                    self.error = exc
-            self._q.task_done()
-
-    def put(self, block: bytes) -> None:
-        if self.error is not None:
-            raise self.error
-        self._q.put(block)
-
-    def drain(self) -> None:
-        self._q.join()
-        if self.error is not None:
-            raise self.error
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._q.put(None)
-            self._thread.join()
-        self.f.flush()
-        if self.error is not None:
-            raise self.error
-
-
-def _write(f, block: bytes, part: Path) -> None:
-    try:
-        f.write(block)
-    except OSError as exc:
-        if exc.errno == 28:  # ENOSPC
-            raise NotEnoughDiskSpace(f"The disk filled up while writing {part.name}. Free some space "
-                                     "and run the download again: it resumes where it stopped.") from exc
-        raise
 
 
 class _Transient(Exception):
