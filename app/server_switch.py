@@ -119,15 +119,6 @@ class ApiRunner(QObject):
         return self._scheduler
 
     @Slot()
-    def apply_settings(self, before: tuple) -> None:
-        """The settings changed (the dialog, which saved them): start, stop, or change port."""
-        settings = self.window.settings
-        if self.serving and (not settings.serve_on or before[1] != settings.serve_port):
-            self.stop()
-        if settings.serve_on and not self.serving:
-            self.start()
-        self._show()
-
     def shutdown(self) -> None:
         if self._scheduler is not None:
             self._scheduler.close()

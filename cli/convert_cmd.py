@@ -120,10 +120,7 @@ def _measurer(args):
 
 
 def _report_quality(result) -> None:
-    from models.quant_quality import describe
+    from cli.quality_cmd import print_quality
 
     q = result.quality     # the library has it already (convert_and_register)
-    print(f"quality against the {q.base_quant or 'original'} original ({result.measure_seconds:.1f} s):")
-    for line in q.lines():
-        print(f"  {line}")
-    print(describe(q.to_dict(), q.other_quant))
+    print_quality(q, f"quality against the {q.base_quant or 'original'} original ({result.measure_seconds:.1f} s):")

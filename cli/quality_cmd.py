@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.convert_cmd import ProgressBar
     from common.task import Cancelled, TaskHandle
     from engine.quality import QualityError, measure_quality, read_calibration_text
-    from models.quant_quality import REFERENCE_QUANTS, UNQUANTIZED, describe
+    from models.quant_quality import REFERENCE_QUANTS, UNQUANTIZED
 
     if args.ctx < 8 or args.chunks is not None and args.chunks < 1:
         print("error: --ctx must be at least 8 and --chunks at least 1.", file=sys.stderr)
@@ -60,9 +60,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=1))
         return 0
-    print(f"{report.other_name} ({report.other_quant or '?'}) against {report.base_name} "
-          f"({report.base_quant or '?'}), {report.seconds:.1f} s")
+    print_quality(report, f"{report.other_name} ({report.other_quant or '?'}) against {report.base_name} "
+                          f"({report.base_quant or '?'}), {report.seconds:.1f} s")
+    return 0
+
+
+def print_quality(report, heading: str) -> None:
+    """The heading, the figures one per line, and what they mean for a reader."""
+    from models.quant_quality import describe
+
+    print(heading)
     for line in report.lines():
         print(f"  {line}")
     print(describe(report.to_dict(), report.other_quant))
-    return 0

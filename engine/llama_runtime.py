@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -160,14 +161,8 @@ class LlamaRuntime:
         cancel the cache keeps what was evaluated and ``Cancelled`` is raised.
         """
         b = self._batch
-        done = 0
-        if handle is not None:
-            llama_cpp.llama_set_abort_callback(self.ctx, self._make_abort(handle), None)
-        try:
-            while done < len(tokens):
-                if handle is not None:
-                    handle.check()
-                chunk = tokens[done:done + self.n_batch]
+        with self._abortable(handle):
+            for done, chunk in self._batches(tokens, handle):
                 n = len(chunk)
                 for i, tok in enumerate(chunk):
                     b.token[i] = tok
@@ -176,17 +171,8 @@ class LlamaRuntime:
                     b.seq_id[i][0] = seq
                     b.logits[i] = 0
                 b.logits[n - 1] = 1 if done + n == len(tokens) else 0
-                b.n_tokens = n
-                rc = llama_cpp.llama_decode(self.ctx, b)
-                if rc == 2:
-                    raise Cancelled()
-                if rc != 0:
-                    raise RuntimeError(f"llama_decode failed ({rc})")
-                done += n
-        finally:
-            if handle is not None:
-                llama_cpp.llama_set_abort_callback(self.ctx, self._no_abort, None)
-        return done
+                self._decode_batch(n)
+        return len(tokens)
 
     def decode_outputs(self, tokens: Sequence[int], first_output: int,
                        handle: Optional[TaskHandle] = None) -> np.ndarray:
@@ -200,15 +186,9 @@ class LlamaRuntime:
         n_out = max(0, len(tokens) - first_output)
         out = np.empty((n_out, self.n_vocab), dtype=np.float32)
         b = self._batch
-        done = filled = 0
-        if handle is not None:
-            llama_cpp.llama_set_abort_callback(self.ctx, self._make_abort(handle), None)
-        try:
-            while done < len(tokens):
-                if handle is not None:
-                    handle.check()
-                chunk = tokens[done:done + self.n_batch]
-                n = len(chunk)
+        filled = 0
+        with self._abortable(handle):
+            for done, chunk in self._batches(tokens, handle):
                 wanted = 0
                 for i, tok in enumerate(chunk):
                     b.token[i] = tok
@@ -217,21 +197,39 @@ class LlamaRuntime:
                     b.seq_id[i][0] = 0
                     b.logits[i] = 1 if done + i >= first_output else 0
                     wanted += done + i >= first_output
-                b.n_tokens = n
-                rc = llama_cpp.llama_decode(self.ctx, b)
-                if rc == 2:
-                    raise Cancelled()
-                if rc != 0:
-                    raise RuntimeError(f"llama_decode failed ({rc})")
+                self._decode_batch(len(chunk))
                 if wanted:
                     ptr = llama_cpp.llama_get_logits(self.ctx)
                     out[filled:filled + wanted] = np.ctypeslib.as_array(ptr, shape=(wanted, self.n_vocab))
                     filled += wanted
-                done += n
+        return out
+
+    def _batches(self, tokens: Sequence[int], handle: Optional[TaskHandle]):
+        """``(offset, slice)`` for each batch-sized slice of ``tokens``; the handle is checked before each."""
+        for done in range(0, len(tokens), self.n_batch):
+            if handle is not None:
+                handle.check()
+            yield done, tokens[done:done + self.n_batch]
+
+    def _decode_batch(self, n: int) -> None:
+        """Evaluate the first ``n`` entries of the batch; ``Cancelled`` if the abort callback stopped it."""
+        self._batch.n_tokens = n
+        rc = llama_cpp.llama_decode(self.ctx, self._batch)
+        if rc == 2:
+            raise Cancelled()
+        if rc != 0:
+            raise RuntimeError(f"llama_decode failed ({rc})")
+
+    @contextmanager
+    def _abortable(self, handle: Optional[TaskHandle]):
+        """With a handle, llama.cpp's abort callback watches it while the block runs."""
+        if handle is not None:
+            llama_cpp.llama_set_abort_callback(self.ctx, self._make_abort(handle), None)
+        try:
+            yield
         finally:
             if handle is not None:
                 llama_cpp.llama_set_abort_callback(self.ctx, self._no_abort, None)
-        return out
 
     def _make_abort(self, handle: TaskHandle):
         # Checked by llama.cpp between graph nodes; only installed for prompt batches,

@@ -143,6 +143,18 @@ def smollm2_path():
     return path
 
 
+@pytest.fixture(scope="module")
+def served(request, smollm2_path, tmp_path_factory):
+    """A `llamadesk serve` process on SmolLM2 shared by a module's tests; a module sets
+    ``SERVE_PARALLEL`` for another number of parallel slots than 2."""
+    from tests.server_helpers import start_serve
+
+    parallel = str(getattr(request.module, "SERVE_PARALLEL", 2))
+    srv = start_serve(smollm2_path, tmp_path_factory.mktemp("serve-home"), "--parallel", parallel, "--n-ctx", "512")
+    yield srv
+    assert srv.stop() == 0
+
+
 @pytest.fixture(scope="session")
 def hub_repo_files(tmp_path_factory, tiny_llama):
     """Files of the Hub stand-in's default repos (made once): () -> fresh FakeRepo list."""

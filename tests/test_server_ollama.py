@@ -7,14 +7,7 @@ import httpx
 import ollama
 import pytest
 
-from tests.server_helpers import start_serve
-
-
-@pytest.fixture(scope="module")
-def served(smollm2_path, tmp_path_factory):
-    srv = start_serve(smollm2_path, tmp_path_factory.mktemp("serve-home"), "--parallel", "1", "--n-ctx", "512")
-    yield srv
-    assert srv.stop() == 0
+SERVE_PARALLEL = 1   # the `served` fixture (conftest) with one slot
 
 
 @pytest.fixture()

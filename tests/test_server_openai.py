@@ -11,13 +11,6 @@ import pytest
 from tests.server_helpers import start_serve
 
 
-@pytest.fixture(scope="module")
-def served(smollm2_path, tmp_path_factory):
-    srv = start_serve(smollm2_path, tmp_path_factory.mktemp("serve-home"), "--parallel", "2", "--n-ctx", "512")
-    yield srv
-    assert srv.stop() == 0
-
-
 @pytest.fixture()
 def client(served):
     with openai.OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0, timeout=120) as c:

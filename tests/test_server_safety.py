@@ -13,14 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.server_helpers import ROOT, start_serve
-
-
-@pytest.fixture(scope="module")
-def served(smollm2_path, tmp_path_factory):
-    srv = start_serve(smollm2_path, tmp_path_factory.mktemp("serve-home"), "--parallel", "2", "--n-ctx", "512")
-    yield srv
-    assert srv.stop() == 0
+from tests.server_helpers import ROOT
 
 
 def chat(**over) -> dict:
