@@ -36,7 +36,13 @@ def junk_database() -> bytes:
 
 
 def damaged_database() -> None:
-    """Thirty chats, then garbage over one index page: SQLite still reads the chats."""
+    """Thirty chats, then one index page made unreadable: SQLite still lists the chats,
+    and any read through that index fails.
+
+    The page's type byte is what is damaged: SQLite checks it every time it loads the
+    page, so every lookup through the index reports the damage. Garbage over the cell
+    pointers instead was only seen sometimes: SQLite masks an out-of-range cell offset to
+    the page's last byte and then compares whatever bytes follow the page in memory."""
     path = data_paths().chats_db
     with ChatStore.open(path) as store:
         for i in range(30):
@@ -44,13 +50,16 @@ def damaged_database() -> None:
             for j in range(4):
                 store.add_user_message(conv, f"message {j} " + "lorem ipsum " * 40)
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0                                     # every page is in the main file
     page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'messages_by_parent'").fetchone()[0]
     size = conn.execute("PRAGMA page_size").fetchone()[0]
     conn.close()
     with open(path, "r+b") as f:
-        f.seek((page - 1) * size + 8)
-        f.write(b"\xff" * 200)
+        f.seek((page - 1) * size)
+        assert f.read(1) == b"\x0a"                      # a leaf index page (all 120 entries)
+        f.seek((page - 1) * size)
+        f.write(b"\xff")                                  # no b-tree page has this type
 
 
 def click_when_asked(button: str, seen: dict):
