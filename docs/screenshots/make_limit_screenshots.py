@@ -6,16 +6,13 @@ pickle-only folder cannot be converted, its long message wrapped inside the wind
 """
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-OUT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
+import shots
+from shots import OUT
 
 STORY = "Write a long story about a girl named Lila who sews a cloth on a boat."
 
@@ -43,20 +40,13 @@ def main() -> int:
     from tests.fixtures.tiny_llama import make_tiny_llama
 
     def wait(predicate, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError("gave up waiting")
-            app.processEvents()
-            time.sleep(0.02)
-        for _ in range(20):
-            app.processEvents()
+        shots.wait(app, predicate, timeout_s)
 
     tiny = Path(tempfile.mkdtemp(prefix="llamadesk-shots-ckpt-")) / "Tiny-Llama-3-Instruct"
     make_tiny_llama(tiny)
     folder = pickle_only_folder(tiny)
     for theme in ("light", "dark"):
-        os.environ["LLAMADESK_HOME"] = tempfile.mkdtemp(prefix="llamadesk-shots-")
+        shots.private_home()
         save_settings(Settings(theme=theme, welcome_done=True))
         w = MainWindow(str(bundled_model_path()), n_ctx=2048)
         w.resize(980, 620)
@@ -78,9 +68,7 @@ def main() -> int:
         wait(lambda: "pickle" in win.convert.estimate.text(), 60)
         win.grab().save(str(OUT / f"models-long-error-{theme}.png"))
         win.close()
-        w.close()
-        for _ in range(20):
-            app.processEvents()
+        shots.close(app, w)
     for theme in ("light", "dark"):
         for name in ("length-limit", "models-long-error"):
             print(OUT / f"{name}-{theme}.png")

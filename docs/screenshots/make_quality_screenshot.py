@@ -13,13 +13,12 @@ import ctypes
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-OUT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
-os.environ["LLAMADESK_HOME"] = tempfile.mkdtemp(prefix="llamadesk-shots-")
+import shots
+from shots import OUT
+
+shots.private_home()
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="llamadesk-shots-hf-")
 
 
@@ -30,15 +29,6 @@ def requantize(src: Path, dst: Path, file_type: int) -> None:
     p.ftype, p.nthread, p.allow_requantize = file_type, os.cpu_count() or 2, True
     if llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(p)) != 0:
         raise SystemExit(f"could not write {dst.name}")
-
-
-def wait_until(app, cond, timeout=600.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise SystemExit("timed out")
-        app.processEvents()
-        time.sleep(0.02)
 
 
 def main() -> int:
@@ -70,7 +60,7 @@ def main() -> int:
     win.resize(1060, 560)
     win.tabs.setCurrentWidget(win.library)
     win.library.refresh()
-    wait_until(app, lambda: any(e.quality for e in win.library.entries))
+    shots.wait(app, lambda: any(e.quality for e in win.library.entries), 600.0)
     win.library.list.setCurrentRow(next(i for i, e in enumerate(win.library.entries) if e.path == q4))
     app.processEvents()
     win.grab().save(str(OUT / "library-quality.png"))

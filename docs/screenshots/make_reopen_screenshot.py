@@ -5,15 +5,10 @@ saved KV cache came back ("Restored 2,345 tokens in 0.1 s") and the meter is ful
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-OUT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
+import shots
+from shots import OUT
 
 TURNS = [
     ("Why were lighthouses built where they were?",
@@ -43,25 +38,19 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
-    os.environ["LLAMADESK_HOME"] = tempfile.mkdtemp(prefix="llamadesk-shots-")
+    shots.private_home()
     from app.main_window import MainWindow
     from chat.store import ChatStore
+    from common.inference_options import LoadOptions
     from common.settings import Settings, save_settings
     from engine.types import GenerationParams
     from models.bundled import bundled_model_path
 
     def wait(predicate, timeout_s: float = 600.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError("gave up waiting")
-            app.processEvents()
-            time.sleep(0.02)
-        for _ in range(20):
-            app.processEvents()
+        shots.wait(app, predicate, timeout_s)
 
     model = str(bundled_model_path())
-    save_settings(Settings(welcome_done=True, threads=1, n_ctx=4096, active_model=model))
+    save_settings(Settings(welcome_done=True, load=LoadOptions(threads=1, n_ctx=4096), active_model=model))
     with ChatStore.open() as store:
         conv = store.create(title="Lighthouses and their keepers")
         for question, answer in TURNS:
@@ -79,9 +68,7 @@ def main() -> int:
     w.reply_completed.connect(done.append)
     w.send("Which lighthouse is the oldest still working?")
     wait(lambda: bool(done))
-    w.close()                     # waits for the saved cache to be on disk
-    for _ in range(20):
-        app.processEvents()
+    shots.close(app, w)           # waits for the saved cache to be on disk
 
     # The app again: the conversation opens with its cache restored.
     w = MainWindow()
@@ -93,9 +80,7 @@ def main() -> int:
     path = OUT / "reopen-restored.png"
     w.grab().save(str(path))
     print(restored[0])
-    w.close()
-    for _ in range(20):
-        app.processEvents()
+    shots.close(app, w)
     print(path)
     return 0
 

@@ -5,16 +5,11 @@ openai client asks the same model through "Serving on localhost:7453 · N reques
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import threading
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-OUT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
+import shots
+from shots import OUT
 
 
 def main() -> int:
@@ -22,23 +17,17 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
-    os.environ["LLAMADESK_HOME"] = tempfile.mkdtemp(prefix="llamadesk-shots-")
+    shots.private_home()
     from app.main_window import MainWindow
+    from common.inference_options import LoadOptions
     from common.settings import Settings, save_settings
     from engine.types import GenerationParams
     from models.bundled import bundled_model_path
 
     def wait(predicate, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError("gave up waiting")
-            app.processEvents()
-            time.sleep(0.02)
-        for _ in range(20):
-            app.processEvents()
+        shots.wait(app, predicate, timeout_s)
 
-    save_settings(Settings(welcome_done=True, serve_on=True, threads=1))
+    save_settings(Settings(welcome_done=True, serve_on=True, load=LoadOptions(threads=1)))
     w = MainWindow(str(bundled_model_path()), n_ctx=2048)
     w.resize(980, 620)
     w.show()
@@ -63,9 +52,7 @@ def main() -> int:
     wait(lambda: w.server_switch.requests >= 2, 30)
     path = OUT / "serve-window.png"
     w.grab().save(str(path))
-    w.close()
-    for _ in range(20):
-        app.processEvents()
+    shots.close(app, w)
     print(path)
     return 0
 

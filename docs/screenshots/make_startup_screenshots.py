@@ -10,16 +10,10 @@ import json
 import os
 import sqlite3
 import sys
-import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-OUT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
-
-
-def fresh_home() -> None:
-    os.environ["LLAMADESK_HOME"] = tempfile.mkdtemp(prefix="llamadesk-startup-shots-")
+import shots
+from shots import OUT
 
 
 def seed(store) -> None:
@@ -65,7 +59,7 @@ def main() -> int:
         return ask
 
     # 1. damaged, still readable: the question, then read-only
-    fresh_home()
+    shots.private_home("llamadesk-startup-shots-")
     with ChatStore.open() as store:
         seed(store)
     damage(data_paths().chats_db)
@@ -75,7 +69,7 @@ def main() -> int:
     s.close()
 
     # 2. not a database, and settings with bad values: kept aside, defaults named
-    fresh_home()
+    shots.private_home("llamadesk-startup-shots-")
     paths = data_paths()
     paths.data.mkdir(parents=True)
     paths.chats_db.write_bytes(os.urandom(8192))
@@ -87,7 +81,7 @@ def main() -> int:
     s.close()
 
     # 3. another process holds the chats and no window answers: read-only with a banner
-    fresh_home()
+    shots.private_home("llamadesk-startup-shots-")
     holder = ChatStore.open()
     seed(holder)
     s = start_window(model_path="")
