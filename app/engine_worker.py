@@ -107,8 +107,14 @@ class EngineWorker(QObject):
         try:
             self._unload()
             handle = TaskHandle(on_progress=self.load_progressed.emit)
-            backend = open_backend(request.path, request.options, api_key=request.api_key,
-                                   remote_model=request.model, handle=handle)
+            with self._handle_lock:       # stop() (closing the window) cancels a load too
+                self._handle = handle
+            try:
+                backend = open_backend(request.path, request.options, api_key=request.api_key,
+                                       remote_model=request.model, handle=handle)
+            finally:
+                with self._handle_lock:
+                    self._handle = None
             budget = request.snapshot_budget_mb
             backend.enable_snapshots(disk_budget=None if budget is None else budget << 20)
             self._backend = backend

@@ -37,6 +37,9 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
     _generate_requested = Signal(list, object)
     _count_requested = Signal(list, str, int)
     _shutdown_requested = Signal()
+    # How long closing waits for the engine thread to free the model: its unload waits at
+    # most 70 s for a snapshot being written (engine.snapshots.SnapshotStore.close).
+    ENGINE_STOP_WAIT_MS = 75000
 
     reply_completed = Signal(str)
     """A reply finished streaming (argument: stop reason); for tests and status."""
@@ -495,7 +498,10 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         self.server_switch.shutdown()
         self.worker.stop()
         self._shutdown_requested.emit()
-        self.thread.stop_and_wait()
+        # The engine thread frees the model (after the snapshot being written is on disk):
+        # nothing here may destroy it or its worker while that runs.
+        if not self.thread.stop_or_keep(self.ENGINE_STOP_WAIT_MS, self.worker):
+            log.warning("the engine thread is still finishing; it ends on its own")
         # tokens already queued for the GUI belong in the saved reply
         QCoreApplication.sendPostedEvents(self.session)
         QCoreApplication.sendPostedEvents(self)

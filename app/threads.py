@@ -35,6 +35,27 @@ class WorkerThread(QThread):
         self.quit()
         return self.wait(timeout_ms)
 
+    # Threads still running when their owner went away, with the objects living on them:
+    # Qt must never destroy a running QThread, nor an object while its slot runs there.
+    _kept: list = []
+
+    def stop_or_keep(self, timeout_ms: int, *objects) -> bool:
+        """Stop, waiting up to ``timeout_ms``; True once finished. Still running: the
+        thread leaves its parent and, with ``objects``, is kept alive until it ends."""
+        WorkerThread._kept[:] = [k for k in WorkerThread._kept if not _finished(k[0])]
+        if self.stop_and_wait(timeout_ms):
+            return True
+        self.setParent(None)
+        WorkerThread._kept.append((self, objects))
+        return False
+
+
+def _finished(thread: QThread) -> bool:
+    try:
+        return thread.isFinished()
+    except RuntimeError:
+        return True
+
 
 class _OpThread(WorkerThread):
     """Runs one function with a TaskHandle; results travel back as queued signals."""

@@ -89,3 +89,47 @@ def test_settings_show_the_cache_size_and_clear_it(qtbot, open_window):
     dialog.kv_cache_mb.setValue(100)
     assert dialog.current().kv_cache_mb == 100
     dialog.reject()
+
+
+def test_closing_while_a_snapshot_is_written_leaves_the_engine_to_finish(qtbot, tiny_gguf_factory,
+                                                                          monkeypatch):
+    """The window goes away while the engine thread still waits for a snapshot file: that
+    thread, and the worker on it, must outlive the window, then free the model itself."""
+    import threading
+
+    import shiboken6
+
+    from app.threads import WorkerThread
+    from common import atomic
+
+    entered, release = threading.Event(), threading.Event()
+    real_write = atomic.atomic_write_chunks
+
+    def slow_write(path, chunks, **kw):
+        if str(path).endswith(snapshots.SUFFIX):
+            entered.set()
+            release.wait(60)
+        return real_write(path, chunks, **kw)
+
+    monkeypatch.setattr(atomic, "atomic_write_chunks", slow_write)
+    monkeypatch.setattr(MainWindow, "ENGINE_STOP_WAIT_MS", 50)
+    w = MainWindow(str(tiny_gguf_factory("plain", "f16")), n_ctx=1024)
+    w.show()
+    qtbot.waitUntil(lambda: w.model_ready, timeout=60000)
+    w.settings.params = GenerationParams(max_tokens=6, temperature=0.0, seed=1)
+    send_and_wait(qtbot, w, LONG)
+    conv = w.session.conversation_id
+    qtbot.waitUntil(entered.is_set, timeout=60000)
+    thread, worker = w.thread, w.worker
+    try:
+        w.close()
+        assert thread.isRunning() and worker.backend is not None   # unloading waits for the file
+        assert thread.parent() is None
+        shiboken6.delete(w)                # the window is gone; the thread and worker are not
+        assert shiboken6.isValid(thread) and shiboken6.isValid(worker)
+    finally:
+        release.set()
+    qtbot.waitUntil(thread.isFinished, timeout=60000)
+    assert worker.backend is None          # the engine thread freed the model, after the write
+    assert files_of(conv)
+    assert not WorkerThread.running()
