@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.run()
     finally:
-        service.stop()
-        backend.unload()
+        if service.stop():        # else a reply is still inside llama.cpp: the exit frees it
+            backend.unload()
     print("Server stopped.", file=sys.stderr)
     return 0

@@ -166,8 +166,11 @@ class BatchScheduler:
         self._thread = threading.Thread(target=self._loop, name="llamadesk-scheduler", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Cancel every reply, end the thread; the backend stays loaded (its owner unloads it)."""
+    def stop(self, timeout: float = 30) -> bool:
+        """Cancel every reply, end the thread; the backend stays loaded (its owner unloads it).
+
+        False when the thread is still inside llama.cpp after ``timeout`` seconds: the
+        owner must then not free the model (that thread still uses its context)."""
         with self._cv:
             self._stopping = True
             waiting = list(self._queue)
@@ -180,12 +183,13 @@ class BatchScheduler:
             req.handle.cancel()
             _emit(req, "error", EngineError("The server is shutting down."))
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=timeout)
             if self._thread.is_alive():   # still inside llama.cpp: leave it its batch
-                log.warning("the scheduler did not stop within 30 s")
-                return
+                log.warning("the scheduler did not stop within %.0f s", timeout)
+                return False
             self._thread = None
         self.close()
+        return True
 
     def close(self) -> None:
         if self._batch is not None:

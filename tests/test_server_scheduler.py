@@ -18,7 +18,7 @@ def scheduler(smollm2_path):
     s = BatchScheduler(backend, parallel=2, slot_ctx=384)
     s.start()
     yield s
-    s.stop()
+    assert s.stop()
     backend.unload()
 
 
@@ -81,3 +81,31 @@ def test_next_turn_reuses_its_slot_cache(scheduler):
                 messages=msgs + [ChatMessage("assistant", "".join(first.texts)), ChatMessage("user", "Another.")])
     stats = again.end[1]
     assert stats.prompt_evaluated < stats.prompt_tokens // 2
+
+
+def test_a_scheduler_still_inside_a_step_says_so_and_keeps_its_batch():
+    """stop() that times out tells the model's owner not to free what the thread still uses."""
+    from types import SimpleNamespace
+
+    from common.task import TaskHandle
+
+    backend = SimpleNamespace(runtime=SimpleNamespace(n_ctx=256, n_batch=8))
+    s = BatchScheduler(backend, parallel=1)
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck_admit():
+        entered.set()
+        release.wait(60)
+
+    s._admit = stuck_admit
+    s.start()
+    s.submit(SimpleNamespace(handle=TaskHandle(), on_event=lambda *a: None))
+    assert entered.wait(60)
+    try:
+        assert s.stop(timeout=0.05) is False
+        assert s._batch is not None            # the running step's batch is not freed under it
+    finally:
+        release.set()
+    s._thread.join(60)
+    assert not s._thread.is_alive()
+    assert s.stop() is True and s._batch is None
