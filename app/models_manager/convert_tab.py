@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 
 from app.models_manager.quality_views import conversions_html, measure_option_text
 from app.threads import run_in_background
+from app.widgets.status_text import show_status
 from common.task import format_bytes, format_eta
 from models.choices import models_folder
 
@@ -143,12 +144,7 @@ class ConvertTab(QWidget):
          .on_failure(lambda exc: self._show_estimate(str(exc), error=True)).start())
 
     def _show_estimate(self, text: str, error: bool = False) -> None:
-        name = "ErrorLabel" if error else "MutedLabel"
-        if self.estimate.objectName() != name:
-            self.estimate.setObjectName(name)
-            self.estimate.style().unpolish(self.estimate)
-            self.estimate.style().polish(self.estimate)
-        self.estimate.setText(text)
+        show_status(self.estimate, text, error)
 
     def _show_sizes(self, src: str, sizes: dict) -> None:
         if src != self.source.text().strip():

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QL
 from models.choices import models_folder
 from app.models_manager.library_details import details_html, list_text, warning_text
 from app.threads import run_in_background
+from app.widgets.status_text import show_status
 from common.task import format_bytes, format_eta, plural
 from models.bundled import NOT_REMOVABLE
 
@@ -269,9 +270,4 @@ class LibraryTab(QWidget):
 
     def say(self, text: str, error: bool = False) -> None:
         """Show a status line; errors in the error colour."""
-        name = "ErrorLabel" if error else "MutedLabel"
-        if self.status.objectName() != name:
-            self.status.setObjectName(name)
-            self.status.style().unpolish(self.status)
-            self.status.style().polish(self.status)
-        self.status.setText(text)
+        show_status(self.status, text, error)

@@ -5,6 +5,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHBoxLayout, QLabel,
                                QListWidget, QListWidgetItem, QMessageBox, QPushButton, QVBoxLayout)
+from app.widgets.status_text import show_status
 
 from chat.records import ChatStoreError, when_text
 from common.task import plural
@@ -109,12 +110,7 @@ class TrashDialog(QDialog):
                 if self.list.item(i).data(ID_ROLE) is not None]
 
     def say(self, text: str, error: bool = False) -> None:
-        name = "ErrorLabel" if error else "MutedLabel"
-        if self.status.objectName() != name:
-            self.status.setObjectName(name)
-            self.status.style().unpolish(self.status)
-            self.status.style().polish(self.status)
-        self.status.setText(text)
+        show_status(self.status, text, error)
 
     # handlers -----------------------------------------------------------------------
     def _on_list_selection_changed(self) -> None:
