@@ -144,6 +144,17 @@ def smollm2_path():
 
 
 @pytest.fixture(scope="module")
+def smollm2(smollm2_path):
+    """The demo model loaded once per test module (1,024-token window, one thread)."""
+    from engine.llama_backend import LlamaCppBackend
+
+    backend = LlamaCppBackend(smollm2_path, n_ctx=1024, n_threads=1)
+    backend.load()
+    yield backend
+    backend.unload()
+
+
+@pytest.fixture(scope="module")
 def served(request, smollm2_path, tmp_path_factory):
     """A `llamadesk serve` process on SmolLM2 shared by a module's tests; a module sets
     ``SERVE_PARALLEL`` for another number of parallel slots than 2."""

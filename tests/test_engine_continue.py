@@ -17,14 +17,6 @@ def greedy(max_tokens: int) -> GenerationParams:
     return GenerationParams(max_tokens=max_tokens, temperature=0, seed=1)
 
 
-@pytest.fixture(scope="module")
-def smollm2(smollm2_path):
-    backend = LlamaCppBackend(smollm2_path, n_ctx=1024, n_threads=1)
-    backend.load()
-    yield backend
-    backend.unload()
-
-
 @pytest.mark.parametrize("cut", [5, 13, 21])
 def test_continuing_a_cut_reply_gives_the_same_text_as_one_long_reply(smollm2, cut):
     whole = "".join(smollm2.stream_chat(STORY, greedy(40)))

@@ -1,24 +1,14 @@
 """The llama.cpp backend on the real SmolLM2 model: streaming, stopping, cancelling, seeds."""
 from __future__ import annotations
 
-import pytest
 
 from common.task import TaskHandle
-from engine.llama_backend import LlamaCppBackend
 from engine.text_stream import StopStringFilter, Utf8Stream
 from engine.types import ChatMessage, GenerationParams
 
 GREEDY = GenerationParams(max_tokens=64, temperature=0, seed=1)
 ASK = [ChatMessage("system", "You are a helpful assistant."),
        ChatMessage("user", "Name three colours.")]
-
-
-@pytest.fixture(scope="module")
-def smollm2(smollm2_path):
-    backend = LlamaCppBackend(smollm2_path, n_ctx=1024, n_threads=1)
-    backend.load()
-    yield backend
-    backend.unload()
 
 
 def test_streams_in_many_pieces_and_stops_at_end_of_generation(smollm2):
