@@ -20,6 +20,7 @@ from models.choices import available_models, display_name, find_remote, remote_n
 from app.shortcuts import SHORTCUTS
 from app.shortcut_actions import ShortcutActions
 from app.sidebar.conversation_list import ConversationList
+from app.sidebar.sidebar_actions import SidebarActions
 from app.sidebar.trash_actions import TrashActions
 from app.threads import BackgroundOp, WorkerThread
 from app.widgets.context_meter import ContextMeter
@@ -32,7 +33,7 @@ from engine.context_window import reply_reserve
 log = logging.getLogger(__name__)
 
 
-class MainWindow(ShortcutActions, TrashActions, QMainWindow):
+class MainWindow(ShortcutActions, SidebarActions, TrashActions, QMainWindow):
     _load_requested = Signal(object)
     _generate_requested = Signal(list, object)
     _count_requested = Signal(list, str, int)
@@ -252,49 +253,6 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
         self.sidebar.select(conv_id)
         self._count_timer.start()
 
-    def _on_sidebar_conversation_selected(self, conv_id: int) -> None:
-        self.session.open(conv_id)
-
-    def _on_sidebar_hit_selected(self, conv_id: int, message_id: int) -> None:
-        self.store.switch_to(message_id)
-        self.session.open(conv_id)
-
-    def _on_sidebar_rename_requested(self, conv_id: int, title: str) -> None:
-        self.store.rename(conv_id, title)
-        QTimer.singleShot(0, self._refresh_conversations)
-
-    def _on_sidebar_pin_requested(self, conv_id: int, pinned: bool) -> None:
-        self.store.set_pinned(conv_id, pinned)
-        self._refresh_conversations()
-
-    def _on_sidebar_archive_requested(self, conv_id: int, archived: bool) -> None:
-        self.store.set_archived(conv_id, archived)
-        self._refresh_conversations()
-
-    def _on_sidebar_system_prompt_requested(self, conv_id: int) -> None:
-        from PySide6.QtWidgets import QInputDialog
-
-        current = self.store.get(conv_id).system_prompt or self.settings.system_prompt
-        text, ok = QInputDialog.getMultiLineText(
-            self, "System prompt", "System prompt for this chat (empty: use the default):", current)
-        if ok:
-            self.store.set_system_prompt(conv_id, text.strip() or None)
-            self._count_timer.start()
-
-    def _on_sidebar_search_changed(self, text: str) -> None:
-        if not text.strip():
-            self._refresh_conversations()
-            return
-        path = self.store.path
-        (BackgroundOp(lambda _h: _search(path, text), "chat-search")
-         .on_success(self._on_search_done(text)).start())
-
-    def _on_search_done(self, query: str):
-        def show(hits) -> None:
-            if self.sidebar.search.text() == query:
-                self.sidebar.set_search_results(hits)
-        return show
-
     # sending ------------------------------------------------------------------
     def send(self, text: str) -> None:
         if self.generating or not self.model_ready or not text.strip() or self._refuse_if_read_only():
@@ -513,11 +471,3 @@ class MainWindow(ShortcutActions, TrashActions, QMainWindow):
             self.store.close()
         super().closeEvent(event)
 
-
-def _search(db_path, text: str):
-    """Search on a worker thread with its own read-only connection."""
-    store = ChatStore.open(db_path, read_only=True)
-    try:
-        return store.search(text)
-    finally:
-        store.close()
